@@ -1,0 +1,27 @@
+// common/util.h: process-wide helpers every layer may use: fatal errors, checked allocation,
+// monotonic time, small string utilities.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+// Prints "error: <message>" on one line to stderr and exits with status 1.
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// Prints "warning: <message>" on one line to stderr.
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void *xmalloc(size_t bytes);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t bytes);
+char *xstrdup(const char *s);
+// printf into a freshly allocated string.
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Seconds on a monotonic clock.
+double now_seconds(void);
+
+int starts_with(const char *s, const char *prefix);
+int ends_with(const char *s, const char *suffix);
+// Parses a whole string as a number; returns 0 on success, -1 when it is not one.
+int parse_long(const char *s, long *out);
+int parse_double(const char *s, double *out);

@@ -1,0 +1,58 @@
+// kernels/cpu/cpu_ops.h: the CPU reference implementations behind ops_cpu. Each function has the
+// signature and contract of the Ops member of the same name (see kernels/ops.h).
+#pragma once
+#include "kernels/ops.h"
+
+void *cpu_alloc(size_t bytes);
+void cpu_release(void *ptr);
+void cpu_upload(void *dst, const void *host_src, size_t bytes);
+void cpu_download(void *host_dst, const void *src, size_t bytes);
+void cpu_copy(void *dst, const void *src, size_t bytes);
+void cpu_zero(void *dst, size_t bytes);
+void cpu_synchronize(void);
+
+void cpu_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N);
+void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int M, int K, int N);
+
+void cpu_add(float *out, const float *a, const float *b, size_t n);
+void cpu_add_broadcast(float *x, const float *row, int B, size_t n);
+void cpu_silu_forward(float *out, const float *x, size_t n);
+void cpu_silu_backward(float *din, const float *dout, const float *x, size_t n);
+void cpu_gelu_forward(float *out, const float *x, size_t n);
+void cpu_gelu_backward(float *din, const float *dout, const float *x, size_t n);
+void cpu_scale(float *x, float s, size_t n);
+
+void cpu_patchify(float *patches, const float *img, int B, int C, int H, int W, int p);
+void cpu_unpatchify_forward(float *img, const float *tokens, int B, int C, int H, int W, int p);
+void cpu_unpatchify_backward(float *dtokens, const float *dimg, int B, int C, int H, int W, int p);
+void cpu_timestep_embedding(float *out, const float *t, int B, int F, float max_period);
+void cpu_embedding_forward(float *out, const float *table, const int32_t *labels, int B, int D);
+void cpu_embedding_backward(float *dtable, const float *dout, const int32_t *labels, int B, int D);
+
+void cpu_layernorm_modulate_forward(float *out, float *mean, float *rstd, const float *x, const float *shift,
+                                    const float *scale, int mod_stride, int B, int T, int D);
+void cpu_layernorm_modulate_backward(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
+                                     const float *mean, const float *rstd, const float *scale, int mod_stride, int B,
+                                     int T, int D);
+void cpu_gate_residual_forward(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
+                               int B, int T, int D);
+void cpu_gate_residual_backward(float *dbranch, float *dgate, const float *dout, const float *gate,
+                                const float *branch, int gate_stride, int B, int T, int D);
+void cpu_attention_forward(float *out, float *probs, const float *qkv, int B, int T, int H, int hd);
+void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs,
+                            int B, int T, int H, int hd);
+
+void cpu_q_sample(float *xt, const float *x0, const float *noise, const float *coef, int B, size_t n);
+void cpu_diffusion_loss_forward(float *mse, float *vb, const float *model_out, const float *x0, const float *xt,
+                                const float *noise, const float *coef, int B, int C, size_t n, int learn_sigma);
+void cpu_diffusion_loss_backward(float *dmodel_out, const float *dloss, const float *model_out, const float *x0,
+                                 const float *xt, const float *noise, const float *coef, int B, int C, size_t n,
+                                 int learn_sigma);
+
+void cpu_randn(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B, size_t n);
+
+void cpu_sum_squares(double *out, const float *x, size_t n);
+void cpu_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                      float beta2, float eps, float weight_decay, int step);
+void cpu_ema_update(float *ema, const float *param, size_t n, float decay);

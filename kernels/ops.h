@@ -1,0 +1,136 @@
+// kernels/ops.h: the op interface every backend implements.
+//
+// The model layer (model/) expresses the DiT/DyDiT graph only as calls through an Ops table. It
+// passes backend pointers and shapes and never reads or writes tensor memory itself, so the same
+// orchestration drives the CPU reference (kernels/cpu) and any accelerator backend.
+//
+// Conventions for every op:
+//  - shapes are written in PyTorch order, row-major, innermost last; "(B, N, D)" means B*N*D
+//    contiguous floats with D fastest;
+//  - forward ops overwrite their outputs;
+//  - parameter gradients accumulate (+=); activation gradients overwrite, except the ops that say
+//    they add into the residual stream;
+//  - a NULL gradient pointer means "not needed" and skips that work;
+//  - reductions run in a fixed order with no float atomics, so results are bitwise reproducible
+//    for a given backend and machine, whatever the thread count.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+// Per-sample diffusion coefficients (float32, gathered on the host from the float64 tables).
+enum DiffusionCoef {
+    COEF_SQRT_ALPHA_BAR,          // sqrt(abar_t)                    q_sample
+    COEF_SQRT_ONE_MINUS_ALPHA_BAR,// sqrt(1 - abar_t)                q_sample
+    COEF_SQRT_RECIP_ALPHA_BAR,    // sqrt(1 / abar_t)                x0 from eps
+    COEF_SQRT_RECIPM1_ALPHA_BAR,  // sqrt(1 / abar_t - 1)            x0 from eps
+    COEF_POSTERIOR_MEAN_X0,       // c1_t                            posterior mean
+    COEF_POSTERIOR_MEAN_XT,       // c2_t                            posterior mean
+    COEF_POSTERIOR_LOGVAR,        // clipped log posterior variance  (min_log)
+    COEF_LOG_BETA,                // log beta_t                      (max_log)
+    COEF_IS_FIRST_STEP,           // 1.0 when t == 0 (decoder NLL instead of KL), else 0.0
+    COEF_COUNT
+};
+
+typedef struct Ops Ops;
+struct Ops {
+    const char *name;
+
+    // ---- memory ----
+    void *(*alloc)(size_t bytes); // zero-filled
+    void (*release)(void *ptr);
+    void (*upload)(void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *dst, size_t bytes);
+    void (*synchronize)(void);
+
+    // ---- dense layers ----
+    // out (M, N) = inp (M, K) @ weight (N, K)^T + bias (N). bias may be NULL.
+    void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N);
+    // dinp (M, K) = dout @ weight; dweight (N, K) += dout^T @ inp; dbias (N) += column sums of dout.
+    void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, int M, int K, int N);
+
+    // ---- element-wise ----
+    // out = a + b, n elements.
+    void (*add)(float *out, const float *a, const float *b, size_t n);
+    // x (B, n) += row (n), broadcast over B.
+    void (*add_broadcast)(float *x, const float *row, int B, size_t n);
+    // out = x * sigmoid(x); din = dout * silu'(x) (din may alias dout).
+    void (*silu_forward)(float *out, const float *x, size_t n);
+    void (*silu_backward)(float *din, const float *dout, const float *x, size_t n);
+    // GELU, tanh approximation: out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    void (*gelu_forward)(float *out, const float *x, size_t n);
+    void (*gelu_backward)(float *din, const float *dout, const float *x, size_t n);
+    // x *= s
+    void (*scale)(float *x, float s, size_t n);
+
+    // ---- embeddings ----
+    // img (B, C, H, W) -> patches (B, T, C*p*p), T = (H/p)*(W/p) row-major over the patch grid,
+    // each patch vector ordered (c, py, px) like a flattened Conv2d kernel.
+    void (*patchify)(float *patches, const float *img, int B, int C, int H, int W, int p);
+    // tokens (B, T, p*p*C) with each token ordered (py, px, c) -> img (B, C, H, W); and its adjoint.
+    void (*unpatchify_forward)(float *img, const float *tokens, int B, int C, int H, int W, int p);
+    void (*unpatchify_backward)(float *dtokens, const float *dimg, int B, int C, int H, int W, int p);
+    // out (B, F) = [cos(t * f_k), sin(t * f_k)], f_k = exp(-ln(max_period) k / (F/2)), k < F/2; t (B).
+    void (*timestep_embedding)(float *out, const float *t, int B, int F, float max_period);
+    // out (B, D) = table[labels[b]]; dtable (rows, D) += scatter of dout (in batch order).
+    void (*embedding_forward)(float *out, const float *table, const int32_t *labels, int B, int D);
+    void (*embedding_backward)(float *dtable, const float *dout, const int32_t *labels, int B, int D);
+
+    // ---- DiT block pieces ----
+    // out (B, T, D) = LN(x) * (1 + scale[b]) + shift[b]; LN without affine, eps 1e-6.
+    // shift and scale are rows of D floats, row b at b * mod_stride (they live inside the adaLN
+    // output). mean, rstd (B, T) are saved for the backward.
+    void (*layernorm_modulate_forward)(float *out, float *mean, float *rstd, const float *x, const float *shift,
+                                       const float *scale, int mod_stride, int B, int T, int D);
+    // dx (B, T, D) += (adds into the residual stream); dshift, dscale (B, D) at stride mod_stride
+    // are overwritten.
+    void (*layernorm_modulate_backward)(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
+                                        const float *mean, const float *rstd, const float *scale, int mod_stride,
+                                        int B, int T, int D);
+    // out (B, T, D) = x + gate[b] * branch; gate rows at stride gate_stride. out may alias x.
+    void (*gate_residual_forward)(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
+                                  int B, int T, int D);
+    // dbranch = gate[b] * dout (overwrite); dgate[b] = sum_t dout * branch (overwrite, stride
+    // gate_stride). The residual's own gradient is dout itself.
+    void (*gate_residual_backward)(float *dbranch, float *dgate, const float *dout, const float *gate,
+                                   const float *branch, int gate_stride, int B, int T, int D);
+    // Multi-head self-attention core. qkv (B, T, 3*H*hd) holds [q | k | v], each head-major
+    // (feature which*H*hd + h*hd + d); out (B, T, H*hd) = softmax(q k^T / sqrt(hd)) v with heads
+    // concatenated; probs (B, H, T, T) keeps the softmax for the backward.
+    void (*attention_forward)(float *out, float *probs, const float *qkv, int B, int T, int H, int hd);
+    // dqkv (B, T, 3*H*hd) overwritten; scratch holds B*H*T*T floats.
+    void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs,
+                               int B, int T, int H, int hd);
+
+    // ---- diffusion objective (SPEC 2.2, 2.3) ----
+    // xt (B, n) = coef[b][SQRT_ALPHA_BAR] * x0 + coef[b][SQRT_ONE_MINUS_ALPHA_BAR] * noise.
+    void (*q_sample)(float *xt, const float *x0, const float *noise, const float *coef, int B, size_t n);
+    // model_out (B, C_out, n) with C_out = 2C (learned sigma: [eps | v]) or C. Per sample:
+    // mse[b] = mean((noise - eps)^2); vb[b] = frozen-mean variational bound in bits (KL for t > 0,
+    // discretized Gaussian decoder NLL for t = 0), 0 without learned sigma. coef (B, COEF_COUNT).
+    void (*diffusion_loss_forward)(float *mse, float *vb, const float *model_out, const float *x0, const float *xt,
+                                   const float *noise, const float *coef, int B, int C, size_t n, int learn_sigma);
+    // dmodel_out (B, C_out, n) = dloss[b] * d(mse[b] + vb[b]) / dmodel_out (overwrite); dloss (B)
+    // is each sample's weight in the total loss (1/B for a batch mean).
+    void (*diffusion_loss_backward)(float *dmodel_out, const float *dloss, const float *model_out, const float *x0,
+                                    const float *xt, const float *noise, const float *coef, int B, int C, size_t n,
+                                    int learn_sigma);
+
+    // ---- randomness ----
+    // out (B, n): standard normals from the stream (seed, purpose, step, sample0 + b), element i.
+    void (*randn)(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B, size_t n);
+
+    // ---- optimisation (over flat parameter buffers) ----
+    // *out = sum of x^2 over n elements, accumulated in double in fixed-size chunks.
+    void (*sum_squares)(double *out, const float *x, size_t n);
+    // One AdamW step (decoupled weight decay, bias-corrected moments; step counts from 1).
+    void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                         float beta2, float eps, float weight_decay, int step);
+    // ema = decay * ema + (1 - decay) * param.
+    void (*ema_update)(float *ema, const float *param, size_t n, float decay);
+};
+
+// The fp32 CPU reference backend (OpenMP + OpenBLAS).
+extern const Ops ops_cpu;

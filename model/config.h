@@ -1,0 +1,40 @@
+// model/config.h: a DiT configuration, the presets, and the sizes derived from it.
+#pragma once
+
+typedef struct {
+    int depth;           // L, number of blocks
+    int hidden;          // D, width
+    int heads;           // H
+    int patch;           // p
+    int in_channels;     // C, latent channels
+    int input_size;      // latent height = width
+    int num_classes;     // classes, without the null class
+    int learn_sigma;     // 1: output 2C channels [eps | v]
+    float mlp_ratio;     // MLP hidden = mlp_ratio * D
+    float class_dropout; // label dropout probability; > 0 adds the null class row
+    int frequency_size;  // timestep frequency embedding size F
+} DitConfig;
+
+// DiT-XL/2 at 256x256 (latent 32x32x4, 1000 classes): the defaults every preset starts from.
+DitConfig dit_config_default(void);
+// Fills depth/hidden/heads/patch from a preset name ("DiT-XL/2", "dit-xl2", "XL/2", ...) and
+// keeps the other fields. Returns 0, or -1 when the name is not a preset.
+int dit_config_apply_preset(DitConfig *cfg, const char *name);
+// Canonical preset name of cfg ("DiT-S/4"), or "custom".
+const char *dit_config_preset_name(const DitConfig *cfg);
+// Checks that the configuration describes a buildable model; on failure returns -1 and writes a
+// one-line reason into why.
+int dit_config_validate(const DitConfig *cfg, char *why, int why_size);
+
+static inline int dit_tokens(const DitConfig *c) { return (c->input_size / c->patch) * (c->input_size / c->patch); }
+static inline int dit_head_dim(const DitConfig *c) { return c->hidden / c->heads; }
+static inline int dit_mlp_hidden(const DitConfig *c) { return (int)(c->hidden * c->mlp_ratio + 0.5f); }
+static inline int dit_out_channels(const DitConfig *c) { return c->learn_sigma ? 2 * c->in_channels : c->in_channels; }
+static inline int dit_patch_in(const DitConfig *c) { return c->in_channels * c->patch * c->patch; }
+static inline int dit_patch_out(const DitConfig *c) { return c->patch * c->patch * dit_out_channels(c); }
+static inline int dit_label_rows(const DitConfig *c) { return c->num_classes + (c->class_dropout > 0.0f); }
+// Columns of the stacked adaLN output: 6D per block, then 2D for the final layer.
+static inline int dit_mod_width(const DitConfig *c) { return 6 * c->hidden * c->depth + 2 * c->hidden; }
+
+// One line such as "DiT-S/4 depth 12 hidden 384 heads 6 patch 4 input 32x32x4 classes 10".
+void dit_config_describe(const DitConfig *cfg, char *out, int size);
