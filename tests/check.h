@@ -10,19 +10,20 @@ static int check_failures = 0;
 
 static void check(int ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4), unused));
 static void check(int ok, const char *name, const char *fmt, ...) {
+    char detail[512];
     va_list ap;
     va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
     printf("%s %s", ok ? "PASS" : "FAIL", name);
-    if (fmt && *fmt) {
-        printf(ok ? " (" : ": ");
-        vprintf(fmt, ap);
-        if (ok) printf(")");
-    }
+    if (detail[0]) printf(ok ? " (%s)" : ": %s", detail);
     printf("\n");
     fflush(stdout);
-    va_end(ap);
     if (!ok) check_failures++;
 }
+
+// A check with nothing to report beyond pass or fail.
+#define check_true(ok, name) check((ok), (name), "%s", "")
 
 // ||a - b|| / max(||b||, tiny), accumulated in double.
 static double __attribute__((unused)) rel_error(const float *a, const float *b, size_t n) {

@@ -1,0 +1,36 @@
+// kernels/cpu/gate_residual.c: adaLN-Zero's gated residual update x + gate * branch.
+#include "kernels/cpu/cpu_ops.h"
+
+// out, x, branch (B, T, D); gate rows at b * gate_stride
+void cpu_gate_residual_forward(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
+                               int B, int T, int D) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t row = ((size_t)b * T + t) * D;
+            const float *g = gate + (size_t)b * gate_stride;
+            for (int d = 0; d < D; d++) out[row + d] = x[row + d] + g[d] * branch[row + d];
+        }
+}
+
+void cpu_gate_residual_backward(float *dbranch, float *dgate, const float *dout, const float *gate,
+                                const float *branch, int gate_stride, int B, int T, int D) {
+    enum { CHUNK = 64 };
+    int chunks = (D + CHUNK - 1) / CHUNK;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < chunks; c++) {
+            int d0 = c * CHUNK, d1 = d0 + CHUNK < D ? d0 + CHUNK : D;
+            const float *g = gate + (size_t)b * gate_stride;
+            double acc[CHUNK] = {0};
+            for (int t = 0; t < T; t++) {
+                size_t row = ((size_t)b * T + t) * D;
+                for (int d = d0; d < d1; d++) {
+                    acc[d - d0] += dout[row + d] * branch[row + d];
+                    if (dbranch) dbranch[row + d] = g[d] * dout[row + d];
+                }
+            }
+            if (dgate)
+                for (int d = d0; d < d1; d++) dgate[(size_t)b * gate_stride + d] = (float)acc[d - d0];
+        }
+}
