@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 void die(const char *fmt, ...) {
@@ -94,4 +95,9 @@ int parse_double(const char *s, double *out) {
     if (errno || *end) return -1;
     *out = v;
     return 0;
+}
+
+int dir_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }

@@ -25,3 +25,6 @@ int ends_with(const char *s, const char *suffix);
 // Parses a whole string as a number; returns 0 on success, -1 when it is not one.
 int parse_long(const char *s, long *out);
 int parse_double(const char *s, double *out);
+
+// 1 when path names an existing directory.
+int dir_exists(const char *path);

@@ -1,0 +1,9 @@
+// train/commands.h: the subcommands of the dydit program. Each takes its argv (argv[0] is the
+// command name) and returns the process exit status.
+#pragma once
+
+int cmd_train(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_flops(int argc, char **argv);

@@ -1,0 +1,180 @@
+#include "train/options.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include "common/util.h"
+
+static Option *find_option(OptionSet *set, const char *name, size_t len) {
+    for (int i = 0; i < set->count; i++) {
+        const char *n = set->options[i].name;
+        if (strlen(n) != len) continue;
+        int same = 1; // '-' and '_' are interchangeable so config keys may use either
+        for (size_t k = 0; k < len && same; k++) {
+            char a = n[k] == '_' ? '-' : n[k], b = name[k] == '_' ? '-' : name[k];
+            same = a == b;
+        }
+        if (same) return &set->options[i];
+    }
+    return NULL;
+}
+
+static void set_value(OptionSet *set, Option *o, const char *value, const char *where) {
+    switch (o->type) {
+    case OPT_INT: {
+        long v;
+        if (parse_long(value, &v)) die("%s: --%s wants an integer, got '%s'", where, o->name, value);
+        *(int *)o->target = (int)v;
+        break;
+    }
+    case OPT_FLOAT: {
+        double v;
+        if (parse_double(value, &v)) die("%s: --%s wants a number, got '%s'", where, o->name, value);
+        *(double *)o->target = v;
+        break;
+    }
+    case OPT_STRING:
+        *(const char **)o->target = xstrdup(value);
+        break;
+    case OPT_FLAG:
+        if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes")) *(int *)o->target = 1;
+        else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no")) *(int *)o->target = 0;
+        else die("%s: --%s is a flag (true/false), got '%s'", where, o->name, value);
+        break;
+    }
+    o->was_set = 1;
+    (void)set;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+static void load_config_file(OptionSet *set, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) die("cannot open config file %s", path);
+    char line[4096];
+    int lineno = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char *s = trim(line);
+        if (!*s) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) die("%s:%d: expected 'key = value'", path, lineno);
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        if (!strcmp(key, "config")) die("%s:%d: config files cannot include other config files", path, lineno);
+        Option *o = find_option(set, key, strlen(key));
+        if (!o) die("%s:%d: unknown key '%s' for dydit %s", path, lineno, key, set->command);
+        char where[600];
+        snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        set_value(set, o, value, where);
+    }
+    fclose(f);
+}
+
+static void print_help(const OptionSet *set) {
+    printf("%s\n\nusage: %s\n\noptions:\n", set->summary, set->usage);
+    for (int i = 0; i < set->count; i++) {
+        const Option *o = &set->options[i];
+        char left[64], def[128] = "";
+        const char *arg = o->type == OPT_INT ? " N" : o->type == OPT_FLOAT ? " X" : o->type == OPT_STRING ? " S" : "";
+        snprintf(left, sizeof(left), "--%s%s", o->name, arg);
+        if (o->default_text) snprintf(def, sizeof(def), " (default %s)", o->default_text);
+        else if (o->type == OPT_INT) snprintf(def, sizeof(def), " (default %d)", *(int *)o->target);
+        else if (o->type == OPT_FLOAT) snprintf(def, sizeof(def), " (default %g)", *(double *)o->target);
+        else if (o->type == OPT_STRING && *(const char **)o->target)
+            snprintf(def, sizeof(def), " (default %s)", *(const char **)o->target);
+        printf("  %-26s %s%s\n", left, o->help, def);
+    }
+    printf("  %-26s %s\n  %-26s %s\n", "--config FILE", "read 'key = value' lines first; the command line wins",
+           "--help", "show this help");
+}
+
+void options_parse(OptionSet *set, int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            print_help(set);
+            exit(0);
+        }
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) die("--config needs a file name");
+            load_config_file(set, argv[i + 1]);
+        } else if (starts_with(argv[i], "--config=")) {
+            load_config_file(set, argv[i] + 9);
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!starts_with(arg, "--")) die("unexpected argument '%s' (see dydit %s --help)", arg, set->command);
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        if (len == 6 && !strncmp(name, "config", 6)) {
+            if (!eq) i++;
+            continue;
+        }
+        Option *o = find_option(set, name, len);
+        if (!o) die("unknown option --%.*s (see dydit %s --help)", (int)len, name, set->command);
+        const char *value;
+        if (eq) value = eq + 1;
+        else if (o->type == OPT_FLAG) value = "1";
+        else if (i + 1 < argc) value = argv[++i];
+        else die("--%s needs a value", o->name);
+        set_value(set, o, value, "command line");
+    }
+}
+
+int options_was_set(const OptionSet *set, const char *name) {
+    for (int i = 0; i < set->count; i++)
+        if (!strcmp(set->options[i].name, name)) return set->options[i].was_set;
+    die("internal: no option '%s'", name);
+}
+
+// Value of o as text, or NULL for an unset string.
+static const char *value_text(const Option *o, char *buf, size_t size) {
+    switch (o->type) {
+    case OPT_INT: snprintf(buf, size, "%d", *(int *)o->target); return buf;
+    case OPT_FLOAT: snprintf(buf, size, "%.9g", *(double *)o->target); return buf;
+    case OPT_FLAG: return *(int *)o->target ? "true" : "false";
+    case OPT_STRING: return *(const char **)o->target;
+    }
+    return NULL;
+}
+
+void options_print(const OptionSet *set, FILE *out, const char *prefix) {
+    char buf[64];
+    for (int i = 0; i < set->count; i++) {
+        const char *v = value_text(&set->options[i], buf, sizeof(buf));
+        if (v) fprintf(out, "%s%s = %s\n", prefix, set->options[i].name, v);
+    }
+}
+
+char *options_to_json(const OptionSet *set) {
+    size_t cap = 256, len = 0;
+    char *s = xmalloc(cap), buf[64];
+    len += (size_t)snprintf(s, cap, "{");
+    for (int i = 0; i < set->count; i++) {
+        const Option *o = &set->options[i];
+        const char *v = value_text(o, buf, sizeof(buf));
+        if (!v) continue;
+        int quoted = o->type == OPT_STRING;
+        size_t need = strlen(o->name) + 2 * strlen(v) + 16;
+        while (len + need >= cap) s = xrealloc(s, cap *= 2);
+        len += (size_t)snprintf(s + len, cap - len, "%s\"%s\":%s", len > 1 ? "," : "", o->name, quoted ? "\"" : "");
+        for (const char *p = v; *p; p++) {
+            if (quoted && (*p == '"' || *p == '\\')) s[len++] = '\\';
+            if ((unsigned char)*p < 0x20) continue; // control characters are dropped from option values
+            s[len++] = *p;
+        }
+        len += (size_t)snprintf(s + len, cap - len, "%s", quoted ? "\"" : "");
+    }
+    while (len + 2 >= cap) s = xrealloc(s, cap *= 2);
+    snprintf(s + len, cap - len, "}");
+    return s;
+}

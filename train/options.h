@@ -1,0 +1,38 @@
+// train/options.h: declarative command-line options shared by every command.
+//
+// A command lists its options once (name, type, target, help); the parser then handles
+// `--name value`, `--name=value`, flags, `--help`, and `--config FILE` (plain `key = value`
+// lines, `#` comments, keys spelled like the options without the dashes). Values on the command
+// line override the config file wherever they appear. The effective values can be printed and
+// serialised so every run records what it ran with.
+#pragma once
+#include <stdio.h>
+
+typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG } OptionType;
+
+typedef struct {
+    const char *name;   // long name without dashes: "lr"
+    OptionType type;
+    void *target;       // int*, double*, const char**, int* (flag: 0/1)
+    const char *help;
+    const char *default_text; // shown in --help instead of the target's value, when set
+    int was_set;        // filled by the parser: 1 when the file or the command line gave a value
+} Option;
+
+typedef struct {
+    const char *command;  // "train"
+    const char *summary;  // one line
+    const char *usage;    // "dydit train [options]"
+    Option *options;
+    int count;
+} OptionSet;
+
+// Parses argv (argv[0] is the command name). Exits 0 after printing help for --help; exits 1 with
+// a one-line error for unknown options, missing values and malformed numbers.
+void options_parse(OptionSet *set, int argc, char **argv);
+// Whether the named option received a value.
+int options_was_set(const OptionSet *set, const char *name);
+// "name = value" lines of every option with a value (config-file syntax), to a stream.
+void options_print(const OptionSet *set, FILE *out, const char *prefix);
+// The effective options as one JSON object string (caller frees).
+char *options_to_json(const OptionSet *set);
