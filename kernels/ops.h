@@ -125,11 +125,13 @@ struct Ops {
     // ---- optimisation (over flat parameter buffers) ----
     // *out = sum of x^2 over n elements, accumulated in double in fixed-size chunks.
     void (*sum_squares)(double *out, const float *x, size_t n);
-    // One AdamW step (decoupled weight decay, bias-corrected moments; step counts from 1).
-    void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-                         float beta2, float eps, float weight_decay, int step);
-    // ema = decay * ema + (1 - decay) * param.
-    void (*ema_update)(float *ema, const float *param, size_t n, float decay);
+    // One AdamW step (decoupled weight decay, bias-corrected moments; step counts from 1). Scalars
+    // arrive in double so that derived ones (1 - beta2, bias corrections) are rounded once, like
+    // PyTorch's Python-float hyper-parameters.
+    void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1,
+                         double beta2, double eps, double weight_decay, long step);
+    // ema = decay * ema + (1 - decay) * param, with 1 - decay formed in double.
+    void (*ema_update)(float *ema, const float *param, size_t n, double decay);
 };
 
 // The fp32 CPU reference backend (OpenMP + OpenBLAS).

@@ -3,6 +3,12 @@
 #pragma once
 #include "kernels/ops.h"
 
+// Loops with less work than this (in elements touched) run on one thread: starting and joining an
+// OpenMP team costs microseconds, and on a busy machine each barrier can wait a whole scheduler
+// tick for a descheduled thread, which makes small models many times slower when parallel.
+#define CPU_PARALLEL_MIN_WORK 32768
+#define CPU_PARALLEL_IF(work) if ((size_t)(work) >= CPU_PARALLEL_MIN_WORK)
+
 void *cpu_alloc(size_t bytes);
 void cpu_release(void *ptr);
 void cpu_upload(void *dst, const void *host_src, size_t bytes);
@@ -53,6 +59,6 @@ void cpu_diffusion_loss_backward(float *dmodel_out, const float *dloss, const fl
 void cpu_randn(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B, size_t n);
 
 void cpu_sum_squares(double *out, const float *x, size_t n);
-void cpu_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-                      float beta2, float eps, float weight_decay, int step);
-void cpu_ema_update(float *ema, const float *param, size_t n, float decay);
+void cpu_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1,
+                      double beta2, double eps, double weight_decay, long step);
+void cpu_ema_update(float *ema, const float *param, size_t n, double decay);
