@@ -101,3 +101,26 @@ int dir_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
+
+int make_dirs(const char *path) {
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(p, 0777) && errno != EEXIST) break;
+        *s = '/';
+    }
+    int ok = (mkdir(p, 0777) == 0 || errno == EEXIST) && dir_exists(p);
+    free(p);
+    return ok ? 0 : -1;
+}
+
+int make_parent_dirs(const char *file_path) {
+    const char *slash = strrchr(file_path, '/');
+    if (!slash || slash == file_path) return 0;
+    char *dir = xstrdup(file_path);
+    dir[slash - file_path] = '\0';
+    int rc = make_dirs(dir);
+    free(dir);
+    return rc;
+}

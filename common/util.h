@@ -28,3 +28,7 @@ int parse_double(const char *s, double *out);
 
 // 1 when path names an existing directory.
 int dir_exists(const char *path);
+// mkdir -p: creates path and its missing parents; 0, or -1 when that fails.
+int make_dirs(const char *path);
+// make_dirs of the directory part of a file path (nothing for a bare file name).
+int make_parent_dirs(const char *file_path);

@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/util.h"
 #include "data/epoch_order.h"
@@ -48,7 +47,7 @@ static void check_data(const TrainConfig *tc) {
 
 static void save_weights(const TrainConfig *tc, DitModel *m, const float *buffer, const char *name, long step) {
     if (!tc->out_dir) return;
-    if (mkdir(tc->out_dir, 0777) && !dir_exists(tc->out_dir)) die("cannot create directory %s", tc->out_dir);
+    if (make_dirs(tc->out_dir)) die("cannot create directory %s", tc->out_dir);
     float *host = xmalloc(m->table.total * sizeof(float));
     m->ops->download(host, buffer, m->table.total * sizeof(float));
     char *path = xasprintf("%s/%s", tc->out_dir, name), step_text[32], err[512];
@@ -97,7 +96,8 @@ TrainSummary train_run(const TrainConfig *tc) {
         .t = xmalloc((size_t)B * sizeof(int32_t)),
     };
     FILE *log = stdout;
-    if (tc->log_path && !(log = fopen(tc->log_path, "w"))) die("cannot write log file %s", tc->log_path);
+    if (tc->log_path && (make_parent_dirs(tc->log_path) || !(log = fopen(tc->log_path, "w"))))
+        die("cannot write log file %s", tc->log_path);
 
     if (!tc->quiet) {
         char desc[256];
