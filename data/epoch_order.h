@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 typedef struct {
-    int64_t count;   // N
+    int64_t count; // N
     uint64_t seed;
-    int64_t epoch;   // epoch whose permutation `perm` holds; -1 before the first
-    int64_t *perm;   // (N)
+    int64_t epoch; // epoch whose permutation `perm` holds; -1 before the first
+    int64_t *perm; // (N)
 } EpochOrder;
 
 void epoch_order_init(EpochOrder *o, int64_t count, uint64_t seed);

@@ -17,7 +17,11 @@ void latent_set_free(LatentSet *s) {
     memset(s, 0, sizeof(*s));
 }
 
-#define FAIL(...) do { snprintf(err, (size_t)err_size, __VA_ARGS__); goto fail; } while (0)
+#define FAIL(...)                                                                                                      \
+    do {                                                                                                               \
+        snprintf(err, (size_t)err_size, __VA_ARGS__);                                                                  \
+        goto fail;                                                                                                     \
+    } while (0)
 
 int latent_set_load(LatentSet *s, const char *path, char *err, int err_size) {
     memset(s, 0, sizeof(*s));
@@ -42,8 +46,8 @@ int latent_set_load(LatentSet *s, const char *path, char *err, int err_size) {
     s->labels = xmalloc((size_t)s->count * sizeof(int32_t));
     int64_t max_label = 0;
     for (int64_t i = 0; i < s->count; i++) {
-        if (labels[i] < 0 || labels[i] > INT32_MAX) FAIL("%s: label %lld of sample %lld is out of range", path,
-                                                         (long long)labels[i], (long long)i);
+        if (labels[i] < 0 || labels[i] > INT32_MAX)
+            FAIL("%s: label %lld of sample %lld is out of range", path, (long long)labels[i], (long long)i);
         s->labels[i] = (int32_t)labels[i];
         if (labels[i] > max_label) max_label = labels[i];
     }

@@ -6,11 +6,11 @@
 #include <stdint.h>
 
 typedef struct {
-    int64_t count;     // N
+    int64_t count; // N
     int channels, height, width;
-    int num_classes;   // labels lie in [0, num_classes)
-    float *latents;    // (N, C, H, W)
-    int32_t *labels;   // (N)
+    int num_classes; // labels lie in [0, num_classes)
+    float *latents;  // (N, C, H, W)
+    int32_t *labels; // (N)
 } LatentSet;
 
 // Reads `latents` (F32/F16/BF16) and `labels` (any integer dtype) from a safetensors file; the

@@ -19,15 +19,15 @@
 
 // Per-sample diffusion coefficients (float32, gathered on the host from the float64 tables).
 enum DiffusionCoef {
-    COEF_SQRT_ALPHA_BAR,          // sqrt(abar_t)                    q_sample
-    COEF_SQRT_ONE_MINUS_ALPHA_BAR,// sqrt(1 - abar_t)                q_sample
-    COEF_SQRT_RECIP_ALPHA_BAR,    // sqrt(1 / abar_t)                x0 from eps
-    COEF_SQRT_RECIPM1_ALPHA_BAR,  // sqrt(1 / abar_t - 1)            x0 from eps
-    COEF_POSTERIOR_MEAN_X0,       // c1_t                            posterior mean
-    COEF_POSTERIOR_MEAN_XT,       // c2_t                            posterior mean
-    COEF_POSTERIOR_LOGVAR,        // clipped log posterior variance  (min_log)
-    COEF_LOG_BETA,                // log beta_t                      (max_log)
-    COEF_IS_FIRST_STEP,           // 1.0 when t == 0 (decoder NLL instead of KL), else 0.0
+    COEF_SQRT_ALPHA_BAR,           // sqrt(abar_t)                    q_sample
+    COEF_SQRT_ONE_MINUS_ALPHA_BAR, // sqrt(1 - abar_t)                q_sample
+    COEF_SQRT_RECIP_ALPHA_BAR,     // sqrt(1 / abar_t)                x0 from eps
+    COEF_SQRT_RECIPM1_ALPHA_BAR,   // sqrt(1 / abar_t - 1)            x0 from eps
+    COEF_POSTERIOR_MEAN_X0,        // c1_t                            posterior mean
+    COEF_POSTERIOR_MEAN_XT,        // c2_t                            posterior mean
+    COEF_POSTERIOR_LOGVAR,         // clipped log posterior variance  (min_log)
+    COEF_LOG_BETA,                 // log beta_t                      (max_log)
+    COEF_IS_FIRST_STEP,            // 1.0 when t == 0 (decoder NLL instead of KL), else 0.0
     COEF_COUNT
 };
 
@@ -87,8 +87,8 @@ struct Ops {
     // dx (B, T, D) += (adds into the residual stream); dshift, dscale (B, D) at stride mod_stride
     // are overwritten.
     void (*layernorm_modulate_backward)(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
-                                        const float *mean, const float *rstd, const float *scale, int mod_stride,
-                                        int B, int T, int D);
+                                        const float *mean, const float *rstd, const float *scale, int mod_stride, int B,
+                                        int T, int D);
     // out (B, T, D) = x + gate[b] * branch; gate rows at stride gate_stride. out may alias x.
     void (*gate_residual_forward)(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
                                   int B, int T, int D);

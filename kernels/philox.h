@@ -18,18 +18,20 @@
 
 // What a stream of random numbers is for; part of the counter so streams never overlap.
 enum RandomPurpose {
-    RNG_INIT = 1,        // weight initialisation: sample = tensor index
-    RNG_TIMESTEP = 2,    // diffusion timestep per sample
-    RNG_NOISE = 3,       // diffusion noise epsilon per element
-    RNG_LABEL_DROP = 4,  // classifier-free guidance label dropout per sample
-    RNG_DATA = 5,        // synthetic data and shuffles
-    RNG_GUMBEL_ATTN = 6, // router noise, attention heads
-    RNG_GUMBEL_MLP = 7,  // router noise, MLP channel groups
-    RNG_GUMBEL_TOKEN = 8,// router noise, tokens
-    RNG_SAMPLE = 9,      // sampler noise
+    RNG_INIT = 1,         // weight initialisation: sample = tensor index
+    RNG_TIMESTEP = 2,     // diffusion timestep per sample
+    RNG_NOISE = 3,        // diffusion noise epsilon per element
+    RNG_LABEL_DROP = 4,   // classifier-free guidance label dropout per sample
+    RNG_DATA = 5,         // synthetic data and shuffles
+    RNG_GUMBEL_ATTN = 6,  // router noise, attention heads
+    RNG_GUMBEL_MLP = 7,   // router noise, MLP channel groups
+    RNG_GUMBEL_TOKEN = 8, // router noise, tokens
+    RNG_SAMPLE = 9,       // sampler noise
 };
 
-typedef struct { uint32_t v[4]; } PhiloxBlock;
+typedef struct {
+    uint32_t v[4];
+} PhiloxBlock;
 
 PHILOX_FN void philox_mulhilo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo) {
     uint64_t p = (uint64_t)a * (uint64_t)b;

@@ -20,8 +20,17 @@ enum { DIT_SIZE_COUNT = sizeof(dit_sizes) / sizeof(dit_sizes[0]) };
 
 DitConfig dit_config_default(void) {
     DitConfig c = {
-        .depth = 28, .hidden = 1152, .heads = 16, .patch = 2, .in_channels = 4, .input_size = 32,
-        .num_classes = 1000, .learn_sigma = 1, .mlp_ratio = 4.0f, .class_dropout = 0.1f, .frequency_size = 256,
+        .depth = 28,
+        .hidden = 1152,
+        .heads = 16,
+        .patch = 2,
+        .in_channels = 4,
+        .input_size = 32,
+        .num_classes = 1000,
+        .learn_sigma = 1,
+        .mlp_ratio = 4.0f,
+        .class_dropout = 0.1f,
+        .frequency_size = 256,
     };
     return c;
 }
@@ -57,7 +66,11 @@ const char *dit_config_preset_name(const DitConfig *cfg) {
     return "custom";
 }
 
-#define FAIL(...) do { snprintf(why, (size_t)why_size, __VA_ARGS__); return -1; } while (0)
+#define FAIL(...)                                                                                                      \
+    do {                                                                                                               \
+        snprintf(why, (size_t)why_size, __VA_ARGS__);                                                                  \
+        return -1;                                                                                                     \
+    } while (0)
 
 int dit_config_validate(const DitConfig *c, char *why, int why_size) {
     if (c->depth < 1) FAIL("depth must be at least 1 (got %d)", c->depth);

@@ -116,8 +116,13 @@ typedef struct {
 
 static Dims dims_of(const DitModel *m, int B) {
     const DitConfig *c = &m->cfg;
-    Dims d = {.B = B, .T = dit_tokens(c), .D = c->hidden, .H = c->heads, .hd = dit_head_dim(c),
-              .M = dit_mlp_hidden(c), .MW = dit_mod_width(c)};
+    Dims d = {.B = B,
+              .T = dit_tokens(c),
+              .D = c->hidden,
+              .H = c->heads,
+              .hd = dit_head_dim(c),
+              .M = dit_mlp_hidden(c),
+              .MW = dit_mod_width(c)};
     d.BT = B * d.T;
     size_t cap_bt = (size_t)m->capacity * d.T;
     d.layer_td = cap_bt * d.D;
@@ -139,15 +144,15 @@ static void block_forward(DitModel *m, const Dims *d, int l) {
     float *ln2 = a->ln2_out + l * d->layer_td, *fc1 = a->fc1 + l * d->layer_tm, *gelu = a->gelu + l * d->layer_tm;
     float *fc2 = a->fc2 + l * d->layer_td;
 
-    ops->layernorm_modulate_forward(ln1, a->ln1_mean + l * d->layer_bt, a->ln1_rstd + l * d->layer_bt, x, mod,
-                                    mod + D, d->MW, d->B, d->T, d->D);
+    ops->layernorm_modulate_forward(ln1, a->ln1_mean + l * d->layer_bt, a->ln1_rstd + l * d->layer_bt, x, mod, mod + D,
+                                    d->MW, d->B, d->T, d->D);
     ops->matmul_forward(qkv, ln1, w->qkv_w + l * 3 * D * D, w->qkv_b + l * 3 * D, d->BT, d->D, 3 * d->D);
     ops->attention_forward(att, a->probs + l * d->layer_probs, qkv, d->B, d->T, d->H, d->hd);
     ops->matmul_forward(proj, att, w->proj_w + l * D * D, w->proj_b + l * D, d->BT, d->D, d->D);
     ops->gate_residual_forward(mid, x, mod + 2 * D, proj, d->MW, d->B, d->T, d->D);
 
-    ops->layernorm_modulate_forward(ln2, a->ln2_mean + l * d->layer_bt, a->ln2_rstd + l * d->layer_bt, mid,
-                                    mod + 3 * D, mod + 4 * D, d->MW, d->B, d->T, d->D);
+    ops->layernorm_modulate_forward(ln2, a->ln2_mean + l * d->layer_bt, a->ln2_rstd + l * d->layer_bt, mid, mod + 3 * D,
+                                    mod + 4 * D, d->MW, d->B, d->T, d->D);
     ops->matmul_forward(fc1, ln2, w->fc1_w + l * M * D, w->fc1_b + l * M, d->BT, d->D, d->M);
     ops->gelu_forward(gelu, fc1, (size_t)d->BT * M);
     ops->matmul_forward(fc2, gelu, w->fc2_w + l * D * M, w->fc2_b + l * D, d->BT, d->M, d->D);
@@ -209,14 +214,14 @@ static void block_backward(DitModel *m, const Dims *d, int l) {
 
     // MLP branch: next = mid + gate_mlp * fc2(gelu(fc1(modulate(LN(mid)))))
     ops->gate_residual_backward(g->dbranch, dmod + 5 * D, g->dresidual, mod + 5 * D, fc2, d->MW, d->B, d->T, d->D);
-    ops->matmul_backward(g->dhidden, gw->fc2_w + l * D * M, gw->fc2_b + l * D, g->dbranch, gelu,
-                         w->fc2_w + l * D * M, d->BT, d->M, d->D);
+    ops->matmul_backward(g->dhidden, gw->fc2_w + l * D * M, gw->fc2_b + l * D, g->dbranch, gelu, w->fc2_w + l * D * M,
+                         d->BT, d->M, d->D);
     ops->gelu_backward(g->dhidden, g->dhidden, fc1, (size_t)d->BT * M);
     ops->matmul_backward(g->dtmp, gw->fc1_w + l * M * D, gw->fc1_b + l * M, g->dhidden, ln2, w->fc1_w + l * M * D,
                          d->BT, d->D, d->M);
     ops->layernorm_modulate_backward(g->dresidual, dmod + 3 * D, dmod + 4 * D, g->dtmp, mid,
-                                     a->ln2_mean + l * d->layer_bt, a->ln2_rstd + l * d->layer_bt, mod + 4 * D,
-                                     d->MW, d->B, d->T, d->D);
+                                     a->ln2_mean + l * d->layer_bt, a->ln2_rstd + l * d->layer_bt, mod + 4 * D, d->MW,
+                                     d->B, d->T, d->D);
 
     // attention branch: mid = x + gate_msa * proj(attention(qkv(modulate(LN(x)))))
     ops->gate_residual_backward(g->dbranch, dmod + 2 * D, g->dresidual, mod + 2 * D, proj, d->MW, d->B, d->T, d->D);

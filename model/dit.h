@@ -11,32 +11,32 @@
 // Activations saved by the forward for the backward, planned for `capacity` samples. Per-block
 // tensors are stacked (L, capacity, ...). Shapes below are per call with batch B <= capacity.
 typedef struct {
-    float *x;                    // (B, C, H, W) network input (x_t); callers fill it
-    float *t;                    // (B) timesteps as float
-    int32_t *y;                  // (B) labels (num_classes = null class)
-    float *patches;              // (B, T, C*p*p)
-    float *t_freq;               // (B, F)
-    float *t_hidden, *t_act;     // (B, D) first timestep Linear, and its SiLU
-    float *emb_t, *emb_y;        // (B, D) E_t and E_y
-    float *c, *c_act;            // (B, D) c = E_t + E_y, and SiLU(c)
-    float *mod;                  // (B, L*6D + 2D) every adaLN output; see dit_mod_width
-    float *residual;             // (L + 1, B, T, D) the stream entering block l; [L] enters the final layer
-    float *mid;                  // (L, B, T, D) the stream after the attention update
-    float *ln1_mean, *ln1_rstd;  // (L, B, T)
-    float *ln1_out;              // (L, B, T, D) modulate(LN(x))
-    float *qkv;                  // (L, B, T, 3D)
-    float *probs;                // (L, B, H, T, T)
-    float *att;                  // (L, B, T, D) heads concatenated
-    float *att_proj;             // (L, B, T, D)
-    float *ln2_mean, *ln2_rstd;  // (L, B, T)
-    float *ln2_out;              // (L, B, T, D)
-    float *fc1;                  // (L, B, T, M) pre-activation
-    float *gelu;                 // (L, B, T, M)
-    float *fc2;                  // (L, B, T, D)
-    float *lnf_mean, *lnf_rstd;  // (B, T)
-    float *lnf_out;              // (B, T, D)
-    float *out_tokens;           // (B, T, p*p*C_out)
-    float *out;                  // (B, C_out, H, W) the network output
+    float *x;                   // (B, C, H, W) network input (x_t); callers fill it
+    float *t;                   // (B) timesteps as float
+    int32_t *y;                 // (B) labels (num_classes = null class)
+    float *patches;             // (B, T, C*p*p)
+    float *t_freq;              // (B, F)
+    float *t_hidden, *t_act;    // (B, D) first timestep Linear, and its SiLU
+    float *emb_t, *emb_y;       // (B, D) E_t and E_y
+    float *c, *c_act;           // (B, D) c = E_t + E_y, and SiLU(c)
+    float *mod;                 // (B, L*6D + 2D) every adaLN output; see dit_mod_width
+    float *residual;            // (L + 1, B, T, D) the stream entering block l; [L] enters the final layer
+    float *mid;                 // (L, B, T, D) the stream after the attention update
+    float *ln1_mean, *ln1_rstd; // (L, B, T)
+    float *ln1_out;             // (L, B, T, D) modulate(LN(x))
+    float *qkv;                 // (L, B, T, 3D)
+    float *probs;               // (L, B, H, T, T)
+    float *att;                 // (L, B, T, D) heads concatenated
+    float *att_proj;            // (L, B, T, D)
+    float *ln2_mean, *ln2_rstd; // (L, B, T)
+    float *ln2_out;             // (L, B, T, D)
+    float *fc1;                 // (L, B, T, M) pre-activation
+    float *gelu;                // (L, B, T, M)
+    float *fc2;                 // (L, B, T, D)
+    float *lnf_mean, *lnf_rstd; // (B, T)
+    float *lnf_out;             // (B, T, D)
+    float *out_tokens;          // (B, T, p*p*C_out)
+    float *out;                 // (B, C_out, H, W) the network output
 } DitActivations;
 
 // Gradient scratch for the backward, reused across blocks.
@@ -56,11 +56,11 @@ typedef struct {
     DitConfig cfg;
     const Ops *ops;
     TensorTable table;
-    float *params;     // (table.total) backend buffer
-    float *grads;      // (table.total) mirror of params; pos_embed's slot stays zero
-    DitWeights w, g;   // views of params and grads
-    int capacity;      // batch the activations are planned for (0: none yet)
-    void *arena;       // the single activation allocation
+    float *params;   // (table.total) backend buffer
+    float *grads;    // (table.total) mirror of params; pos_embed's slot stays zero
+    DitWeights w, g; // views of params and grads
+    int capacity;    // batch the activations are planned for (0: none yet)
+    void *arena;     // the single activation allocation
     size_t arena_bytes;
     DitActivations act;
     DitGradients grad;

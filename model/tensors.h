@@ -42,17 +42,17 @@ void tensor_shape_string(const TensorInfo *t, char *out, int size);
 // optimizer moments and EMA all share this layout). Stacked kinds point at layer 0; layer l of a
 // kind of per-layer size S starts at base + l * S.
 typedef struct {
-    float *pos_embed;                  // (1, T, D), frozen
-    float *x_embed_w, *x_embed_b;      // (D, C, p, p), (D)
-    float *t_fc1_w, *t_fc1_b;          // (D, F), (D)
-    float *t_fc2_w, *t_fc2_b;          // (D, D), (D)
-    float *y_table;                    // (rows, D)
-    float *qkv_w, *qkv_b;              // (L, 3D, D), (L, 3D)
-    float *proj_w, *proj_b;            // (L, D, D), (L, D)
-    float *fc1_w, *fc1_b;              // (L, M, D), (L, M)   M = mlp hidden
-    float *fc2_w, *fc2_b;              // (L, D, M), (L, D)
-    float *ada_w, *ada_b;              // (L*6D + 2D, D), (L*6D + 2D): every block, then the final layer
-    float *final_w, *final_b;          // (p*p*C_out, D), (p*p*C_out)
+    float *pos_embed;             // (1, T, D), frozen
+    float *x_embed_w, *x_embed_b; // (D, C, p, p), (D)
+    float *t_fc1_w, *t_fc1_b;     // (D, F), (D)
+    float *t_fc2_w, *t_fc2_b;     // (D, D), (D)
+    float *y_table;               // (rows, D)
+    float *qkv_w, *qkv_b;         // (L, 3D, D), (L, 3D)
+    float *proj_w, *proj_b;       // (L, D, D), (L, D)
+    float *fc1_w, *fc1_b;         // (L, M, D), (L, M)   M = mlp hidden
+    float *fc2_w, *fc2_b;         // (L, D, M), (L, D)
+    float *ada_w, *ada_b;         // (L*6D + 2D, D), (L*6D + 2D): every block, then the final layer
+    float *final_w, *final_b;     // (p*p*C_out, D), (p*p*C_out)
 } DitWeights;
 
 DitWeights dit_weights_bind(const TensorTable *table, float *base);

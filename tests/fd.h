@@ -28,9 +28,8 @@ static double __attribute__((unused)) dot_f64(const float *a, const float *b, si
 
 // Checks <grad, v> against central differences of loss() when x (n floats, read by loss through
 // ctx) moves along v. Restores x. Returns the relative error.
-static double __attribute__((unused))
-fd_directional(const char *name, float *x, size_t n, const float *grad, LossFn loss, void *ctx, double eps,
-               double tol, uint32_t stream) {
+static double __attribute__((unused)) fd_directional(const char *name, float *x, size_t n, const float *grad,
+                                                     LossFn loss, void *ctx, double eps, double tol, uint32_t stream) {
     float *saved = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) saved[i] = x[i];
     fill_normal(v, n, 1.0f, stream);

@@ -17,7 +17,10 @@ static float *randn_new(size_t n, float stddev, uint32_t stream) {
 static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
 
 // ---- matmul ----
-typedef struct { float *out, *inp, *w, *b, *R; int M, K, N; } MatmulCase;
+typedef struct {
+    float *out, *inp, *w, *b, *R;
+    int M, K, N;
+} MatmulCase;
 
 static double matmul_loss(void *p) {
     MatmulCase *c = p;
@@ -55,7 +58,11 @@ static void test_matmul(void) {
 }
 
 // ---- element-wise ----
-typedef struct { float *x, *out, *R; size_t n; void (*fwd)(float *, const float *, size_t); } UnaryCase;
+typedef struct {
+    float *x, *out, *R;
+    size_t n;
+    void (*fwd)(float *, const float *, size_t);
+} UnaryCase;
 
 static double unary_loss(void *p) {
     UnaryCase *c = p;
@@ -91,12 +98,14 @@ static double silu_ref(double x) { return x / (1 + exp(-x)); }
 static double gelu_ref(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
 
 // ---- layernorm + modulate ----
-typedef struct { float *x, *mod, *out, *mean, *rstd, *R; int B, T, D, stride; } LnCase;
+typedef struct {
+    float *x, *mod, *out, *mean, *rstd, *R;
+    int B, T, D, stride;
+} LnCase;
 
 static double ln_loss(void *p) {
     LnCase *c = p;
-    cpu_layernorm_modulate_forward(c->out, c->mean, c->rstd, c->x, c->mod, c->mod + c->D, c->stride, c->B, c->T,
-                                   c->D);
+    cpu_layernorm_modulate_forward(c->out, c->mean, c->rstd, c->x, c->mod, c->mod + c->D, c->stride, c->B, c->T, c->D);
     return dot_f64(c->out, c->R, (size_t)c->B * c->T * c->D);
 }
 
@@ -137,12 +146,15 @@ static void test_layernorm_modulate(void) {
     float *dmod_used = zeros((size_t)c.B * c.stride);
     for (int b = 0; b < c.B; b++)
         for (int d = 0; d < 2 * c.D; d++) dmod_used[b * c.stride + d] = dmod[b * c.stride + d];
-    fd_directional("layernorm_modulate.dshift_dscale", c.mod, (size_t)c.B * c.stride, dmod_used, ln_loss, &c, EPS,
-                   TOL, 35);
+    fd_directional("layernorm_modulate.dshift_dscale", c.mod, (size_t)c.B * c.stride, dmod_used, ln_loss, &c, EPS, TOL,
+                   35);
 }
 
 // ---- gated residual ----
-typedef struct { float *x, *gate, *branch, *out, *R; int B, T, D, stride; } GateCase;
+typedef struct {
+    float *x, *gate, *branch, *out, *R;
+    int B, T, D, stride;
+} GateCase;
 
 static double gate_loss(void *p) {
     GateCase *c = p;
@@ -166,7 +178,10 @@ static void test_gate_residual(void) {
 }
 
 // ---- attention ----
-typedef struct { float *qkv, *out, *probs, *R; int B, T, H, hd; } AttnCase;
+typedef struct {
+    float *qkv, *out, *probs, *R;
+    int B, T, H, hd;
+} AttnCase;
 
 static double attn_loss(void *p) {
     AttnCase *c = p;
@@ -284,7 +299,8 @@ static void test_timestep_embedding(void) {
             // float32 rounding of the exponent (|.| <= 9.2, so ~5.5e-7 absolute) makes the frequency
             // ~6e-7 relative off, and t * f inherits it; swapping cos/sin would give O(1) errors
             double tol = 1e-6 + t[b] * f * 1e-6;
-            double e1 = fabs(cos(t[b] * f) - out[b * F + k]) / tol, e2 = fabs(sin(t[b] * f) - out[b * F + F / 2 + k]) / tol;
+            double e1 = fabs(cos(t[b] * f) - out[b * F + k]) / tol,
+                   e2 = fabs(sin(t[b] * f) - out[b * F + F / 2 + k]) / tol;
             worst = fmax(worst, fmax(e1, e2));
         }
     check(worst <= 1.0, "timestep_embedding.cos_first", "worst error / tolerance %.3f", worst);

@@ -16,7 +16,8 @@ int cmd_flops(int argc, char **argv) {
     int all = 0;
     Option options[MODEL_OPTION_COUNT + 1];
     model_options_add(&mo, options, 0);
-    options[MODEL_OPTION_COUNT] = (Option){"all", OPT_FLAG, &all, "every preset S/B/L/XL x 2/4/8 at the given size", NULL, 0};
+    options[MODEL_OPTION_COUNT] =
+        (Option){"all", OPT_FLAG, &all, "every preset S/B/L/XL x 2/4/8 at the given size", NULL, 0};
     OptionSet set = {"flops", "Parameters and forward GMACs (multiply-adds, as the DiT papers count them).",
                      "dydit flops [--model DiT-XL/2 | --depth ... ] [--all]", options, MODEL_OPTION_COUNT + 1};
     options_parse(&set, argc, argv);

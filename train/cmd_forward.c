@@ -19,8 +19,8 @@ int cmd_forward(int argc, char **argv) {
     };
     hint_options_add(&ho, options, 3);
     OptionSet set = {"forward", "One DiT forward pass on given tensors (fp32, CPU): for parity checks and debugging.",
-                     "dydit forward --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors",
-                     options, 3 + HINT_OPTION_COUNT};
+                     "dydit forward --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors", options,
+                     3 + HINT_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!weights || !inputs || !out_path) die("--weights, --inputs and --out are required (see dydit forward --help)");
 

@@ -22,7 +22,8 @@ enum { TRAIN_OWN_OPTIONS = 20, TRAIN_OPTIONS = MODEL_OPTION_COUNT + TRAIN_OWN_OP
 static void add_options(TrainOptions *o, Option *opts) {
     model_options_add(&o->model, opts, 0);
     const Option own[TRAIN_OWN_OPTIONS] = {
-        {"data", OPT_STRING, &o->data, "'synthetic', or a safetensors file with latents (N,C,H,W) and labels (N)", NULL, 0},
+        {"data", OPT_STRING, &o->data, "'synthetic', or a safetensors file with latents (N,C,H,W) and labels (N)", NULL,
+         0},
         {"synthetic-size", OPT_INT, &o->synthetic_size, "samples generated for --data synthetic", NULL, 0},
         {"init", OPT_STRING, &o->init, "start from these weights (the model shape comes from the file)", "DiT init", 0},
         {"steps", OPT_INT, &o->steps, "training steps", NULL, 0},
@@ -34,7 +35,8 @@ static void add_options(TrainOptions *o, Option *opts) {
         {"beta2", OPT_FLOAT, &o->beta2, "AdamW second-moment decay", NULL, 0},
         {"adam-eps", OPT_FLOAT, &o->adam_eps, "AdamW epsilon", NULL, 0},
         {"clip-grad-norm", OPT_FLOAT, &o->clip_grad_norm, "scale gradients down to this global norm (0: off)", NULL, 0},
-        {"skip-grad-norm", OPT_FLOAT, &o->skip_grad_norm, "skip the update when the global norm reaches this (0: off)", NULL, 0},
+        {"skip-grad-norm", OPT_FLOAT, &o->skip_grad_norm, "skip the update when the global norm reaches this (0: off)",
+         NULL, 0},
         {"ema-decay", OPT_FLOAT, &o->ema_decay, "EMA decay per step", NULL, 0},
         {"seed", OPT_INT, &o->seed, "seed of every random draw", NULL, 0},
         {"log-every", OPT_INT, &o->log_every, "steps between JSON log lines", NULL, 0},
@@ -52,7 +54,8 @@ static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, floa
         *init_params = NULL;
         return model_options_config(&o->model, set);
     }
-    static const char *shape_only[] = {"depth", "hidden", "patch", "in-channels", "num-classes", "learn-sigma", "mlp-ratio"};
+    static const char *shape_only[] = {"depth",       "hidden",      "patch",    "in-channels",
+                                       "num-classes", "learn-sigma", "mlp-ratio"};
     for (size_t i = 0; i < sizeof(shape_only) / sizeof(shape_only[0]); i++)
         if (options_was_set(set, shape_only[i]))
             die("--%s conflicts with --init: the model shape comes from the weights file", shape_only[i]);
@@ -74,8 +77,16 @@ static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, floa
 
 int cmd_train(int argc, char **argv) {
     TrainOptions o = {
-        .data = "synthetic", .synthetic_size = 512, .steps = 1000, .batch = 16, .lr = 1e-4, .beta1 = 0.9,
-        .beta2 = 0.999, .adam_eps = 1e-8, .ema_decay = 0.9999, .log_every = 10,
+        .data = "synthetic",
+        .synthetic_size = 512,
+        .steps = 1000,
+        .batch = 16,
+        .lr = 1e-4,
+        .beta1 = 0.9,
+        .beta2 = 0.999,
+        .adam_eps = 1e-8,
+        .ema_decay = 0.9999,
+        .log_every = 10,
     };
     Option opts[TRAIN_OPTIONS];
     add_options(&o, opts);

@@ -3,8 +3,8 @@
 #include "common/util.h"
 
 static const char *const model_option_names[MODEL_OPTION_COUNT] = {
-    "model", "depth", "hidden", "heads", "patch", "in-channels", "input-size", "num-classes", "learn-sigma",
-    "mlp-ratio", "class-dropout",
+    "model",      "depth",       "hidden",      "heads",     "patch",         "in-channels",
+    "input-size", "num-classes", "learn-sigma", "mlp-ratio", "class-dropout",
 };
 
 void model_options_add(ModelOptions *mo, Option *o, int at) {
@@ -29,7 +29,7 @@ DitConfig model_options_config(const ModelOptions *mo, const OptionSet *set) {
     DitConfig c = dit_config_default();
     if (options_was_set(set, "model") && dit_config_apply_preset(&c, mo->model))
         die("unknown model '%s' (presets: DiT-S/2 ... DiT-XL/8)", mo->model);
-#define TAKE(opt, field, value) \
+#define TAKE(opt, field, value)                                                                                        \
     if (options_was_set(set, opt)) c.field = value
     TAKE("depth", depth, mo->depth);
     TAKE("hidden", hidden, mo->hidden);
@@ -55,7 +55,8 @@ int model_options_any_set(const OptionSet *set) {
 
 void hint_options_add(HintOptions *ho, Option *o, int at) {
     const Option list[HINT_OPTION_COUNT] = {
-        {"model", OPT_STRING, &ho->model, "preset name, when the weights do not say (e.g. DiT-XL/2)", "from the file", 0},
+        {"model", OPT_STRING, &ho->model, "preset name, when the weights do not say (e.g. DiT-XL/2)", "from the file",
+         0},
         {"heads", OPT_INT, &ho->heads, "attention heads, when the weights do not say", "from the file", 0},
         {"input-size", OPT_INT, &ho->input_size, "latent size, when the weights have no pos_embed", "from the file", 0},
         {"class-dropout", OPT_FLOAT, &ho->class_dropout, "0: the label table has no null row", "from the file", 0},

@@ -37,9 +37,12 @@ static void set_value(OptionSet *set, Option *o, const char *value, const char *
         *(const char **)o->target = xstrdup(value);
         break;
     case OPT_FLAG:
-        if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes")) *(int *)o->target = 1;
-        else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no")) *(int *)o->target = 0;
-        else die("%s: --%s is a flag (true/false), got '%s'", where, o->name, value);
+        if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes"))
+            *(int *)o->target = 1;
+        else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no"))
+            *(int *)o->target = 0;
+        else
+            die("%s: --%s is a flag (true/false), got '%s'", where, o->name, value);
         break;
     }
     o->was_set = 1;
@@ -85,9 +88,12 @@ static void print_help(const OptionSet *set) {
         char left[64], def[128] = "";
         const char *arg = o->type == OPT_INT ? " N" : o->type == OPT_FLOAT ? " X" : o->type == OPT_STRING ? " S" : "";
         snprintf(left, sizeof(left), "--%s%s", o->name, arg);
-        if (o->default_text) snprintf(def, sizeof(def), " (default %s)", o->default_text);
-        else if (o->type == OPT_INT) snprintf(def, sizeof(def), " (default %d)", *(int *)o->target);
-        else if (o->type == OPT_FLOAT) snprintf(def, sizeof(def), " (default %g)", *(double *)o->target);
+        if (o->default_text)
+            snprintf(def, sizeof(def), " (default %s)", o->default_text);
+        else if (o->type == OPT_INT)
+            snprintf(def, sizeof(def), " (default %d)", *(int *)o->target);
+        else if (o->type == OPT_FLOAT)
+            snprintf(def, sizeof(def), " (default %g)", *(double *)o->target);
         else if (o->type == OPT_STRING && *(const char **)o->target)
             snprintf(def, sizeof(def), " (default %s)", *(const char **)o->target);
         printf("  %-26s %s%s\n", left, o->help, def);
@@ -122,10 +128,14 @@ void options_parse(OptionSet *set, int argc, char **argv) {
         Option *o = find_option(set, name, len);
         if (!o) die("unknown option --%.*s (see dydit %s --help)", (int)len, name, set->command);
         const char *value;
-        if (eq) value = eq + 1;
-        else if (o->type == OPT_FLAG) value = "1";
-        else if (i + 1 < argc) value = argv[++i];
-        else die("--%s needs a value", o->name);
+        if (eq)
+            value = eq + 1;
+        else if (o->type == OPT_FLAG)
+            value = "1";
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else
+            die("--%s needs a value", o->name);
         set_value(set, o, value, "command line");
     }
 }
@@ -139,10 +149,16 @@ int options_was_set(const OptionSet *set, const char *name) {
 // Value of o as text, or NULL for an unset string.
 static const char *value_text(const Option *o, char *buf, size_t size) {
     switch (o->type) {
-    case OPT_INT: snprintf(buf, size, "%d", *(int *)o->target); return buf;
-    case OPT_FLOAT: snprintf(buf, size, "%.9g", *(double *)o->target); return buf;
-    case OPT_FLAG: return *(int *)o->target ? "true" : "false";
-    case OPT_STRING: return *(const char **)o->target;
+    case OPT_INT:
+        snprintf(buf, size, "%d", *(int *)o->target);
+        return buf;
+    case OPT_FLOAT:
+        snprintf(buf, size, "%.9g", *(double *)o->target);
+        return buf;
+    case OPT_FLAG:
+        return *(int *)o->target ? "true" : "false";
+    case OPT_STRING:
+        return *(const char **)o->target;
     }
     return NULL;
 }

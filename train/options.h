@@ -11,18 +11,18 @@
 typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG } OptionType;
 
 typedef struct {
-    const char *name;   // long name without dashes: "lr"
+    const char *name; // long name without dashes: "lr"
     OptionType type;
-    void *target;       // int*, double*, const char**, int* (flag: 0/1)
+    void *target; // int*, double*, const char**, int* (flag: 0/1)
     const char *help;
     const char *default_text; // shown in --help instead of the target's value, when set
-    int was_set;        // filled by the parser: 1 when the file or the command line gave a value
+    int was_set;              // filled by the parser: 1 when the file or the command line gave a value
 } Option;
 
 typedef struct {
-    const char *command;  // "train"
-    const char *summary;  // one line
-    const char *usage;    // "dydit train [options]"
+    const char *command; // "train"
+    const char *summary; // one line
+    const char *usage;   // "dydit train [options]"
     Option *options;
     int count;
 } OptionSet;

@@ -34,7 +34,8 @@ float *input_floats(const StFile *f, const char *name, int ndim, const int64_t *
     char err[512];
     if (st_read_f32(f, t, out, err, sizeof(err))) die("%s", err);
     for (int64_t i = 0; i < st_numel(t); i++)
-        if (!isfinite(out[i])) die("%s: tensor '%s' holds a non-finite value at element %lld", st_path(f), name, (long long)i);
+        if (!isfinite(out[i]))
+            die("%s: tensor '%s' holds a non-finite value at element %lld", st_path(f), name, (long long)i);
     return out;
 }
 

@@ -14,9 +14,9 @@
 
 // The host side of one batch: latents, labels after dropout, timesteps.
 typedef struct {
-    float *x0;    // (B, C, H, W)
-    int32_t *y;   // (B)
-    int32_t *t;   // (B)
+    float *x0;  // (B, C, H, W)
+    int32_t *y; // (B)
+    int32_t *t; // (B)
 } HostBatch;
 
 static void gather_batch(HostBatch *hb, const TrainConfig *tc, EpochOrder *order, long step, int num_timesteps) {
@@ -60,9 +60,12 @@ static void save_weights(const TrainConfig *tc, DitModel *m, const float *buffer
 
 static void format_duration(char *out, size_t size, double seconds) {
     long s = (long)(seconds + 0.5);
-    if (s >= 3600) snprintf(out, size, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-    else if (s >= 60) snprintf(out, size, "%ldm%02lds", s / 60, s % 60);
-    else snprintf(out, size, "%lds", s);
+    if (s >= 3600)
+        snprintf(out, size, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+    else if (s >= 60)
+        snprintf(out, size, "%ldm%02lds", s / 60, s % 60);
+    else
+        snprintf(out, size, "%lds", s);
 }
 
 TrainSummary train_run(const TrainConfig *tc) {
@@ -75,8 +78,10 @@ TrainSummary train_run(const TrainConfig *tc) {
     size_t total = m.table.total, first_trainable = m.table.trainable_begin, trainable = total - first_trainable;
 
     float *host = xmalloc(total * sizeof(float));
-    if (tc->init_params) memcpy(host, tc->init_params, total * sizeof(float));
-    else dit_init_host(&tc->model, &m.table, host, tc->seed);
+    if (tc->init_params)
+        memcpy(host, tc->init_params, total * sizeof(float));
+    else
+        dit_init_host(&tc->model, &m.table, host, tc->seed);
     ops->upload(m.params, host, total * sizeof(float));
     free(host);
 
@@ -102,8 +107,8 @@ TrainSummary train_run(const TrainConfig *tc) {
     if (!tc->quiet) {
         char desc[256];
         dit_config_describe(&tc->model, desc, sizeof(desc));
-        fprintf(stderr, "model: %s\nparameters: %zu (%zu trainable)\nactivations: %.1f MiB for batch %d\n", desc,
-                total, trainable, (double)m.arena_bytes / (1 << 20), B);
+        fprintf(stderr, "model: %s\nparameters: %zu (%zu trainable)\nactivations: %.1f MiB for batch %d\n", desc, total,
+                trainable, (double)m.arena_bytes / (1 << 20), B);
     }
 
     TrainSummary sum = {0};
@@ -117,8 +122,8 @@ TrainSummary train_run(const TrainConfig *tc) {
         LossTerms loss = objective_run(&obj, &m, &sched, hb.t, hb.y, B, 1.0f / B);
 
         double norm = optim_grad_norm(&opt, m.grads + first_trainable, trainable);
-        OptimStepInfo info = optim_step(&opt, step, norm, m.params + first_trainable, m.grads + first_trainable,
-                                        adam_m, adam_v, trainable);
+        OptimStepInfo info = optim_step(&opt, step, norm, m.params + first_trainable, m.grads + first_trainable, adam_m,
+                                        adam_v, trainable);
         optim_ema_update(&opt, ema, m.params, total);
 
         if (step == 0) sum.first_loss = loss.loss;
@@ -146,7 +151,8 @@ TrainSummary train_run(const TrainConfig *tc) {
     sum.images_per_second = (double)tc->steps * B / (now_seconds() - start);
     save_weights(tc, &m, m.params, "model.safetensors", tc->steps);
     save_weights(tc, &m, ema, "ema.safetensors", tc->steps);
-    if (tc->out_dir && !tc->quiet) fprintf(stderr, "wrote %s/model.safetensors and %s/ema.safetensors\n", tc->out_dir, tc->out_dir);
+    if (tc->out_dir && !tc->quiet)
+        fprintf(stderr, "wrote %s/model.safetensors and %s/ema.safetensors\n", tc->out_dir, tc->out_dir);
 
     if (log != stdout) fclose(log);
     free(hb.x0);

@@ -25,9 +25,9 @@ typedef struct {
 } TrainConfig;
 
 typedef struct {
-    double first_loss, last_loss;      // batch losses of the first and the last step
-    double mean_first, mean_last;      // mean loss over the first and the last 10% of the steps
-    long skipped;                      // updates cancelled by the gradient policy
+    double first_loss, last_loss; // batch losses of the first and the last step
+    double mean_first, mean_last; // mean loss over the first and the last 10% of the steps
+    long skipped;                 // updates cancelled by the gradient policy
     double images_per_second;
 } TrainSummary;
 

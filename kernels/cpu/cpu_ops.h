@@ -43,11 +43,11 @@ void cpu_layernorm_modulate_backward(float *dx, float *dshift, float *dscale, co
                                      int T, int D);
 void cpu_gate_residual_forward(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
                                int B, int T, int D);
-void cpu_gate_residual_backward(float *dbranch, float *dgate, const float *dout, const float *gate,
-                                const float *branch, int gate_stride, int B, int T, int D);
+void cpu_gate_residual_backward(float *dbranch, float *dgate, const float *dout, const float *gate, const float *branch,
+                                int gate_stride, int B, int T, int D);
 void cpu_attention_forward(float *out, float *probs, const float *qkv, int B, int T, int H, int hd);
-void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs,
-                            int B, int T, int H, int hd);
+void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs, int B,
+                            int T, int H, int hd);
 
 void cpu_q_sample(float *xt, const float *x0, const float *noise, const float *coef, int B, size_t n);
 void cpu_diffusion_loss_forward(float *mse, float *vb, const float *model_out, const float *x0, const float *xt,

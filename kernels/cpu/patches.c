@@ -6,7 +6,7 @@
 // img (B, C, H, W) -> patches (B, T, C*p*p)
 void cpu_patchify(float *patches, const float *img, int B, int C, int H, int W, int p) {
     int gh = H / p, gw = W / p, T = gh * gw, P = C * p * p;
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B * C * H * W)
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *C *H *W)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             int gy = t / gw, gx = t % gw;
@@ -14,15 +14,14 @@ void cpu_patchify(float *patches, const float *img, int B, int C, int H, int W, 
             for (int c = 0; c < C; c++)
                 for (int py = 0; py < p; py++)
                     for (int px = 0; px < p; px++)
-                        dst[(c * p + py) * p + px] =
-                            img[(((size_t)b * C + c) * H + gy * p + py) * W + gx * p + px];
+                        dst[(c * p + py) * p + px] = img[(((size_t)b * C + c) * H + gy * p + py) * W + gx * p + px];
         }
 }
 
 // One mapping serves both directions: to_image != 0 copies tokens -> image, else image -> tokens.
 static void unpatchify_copy(float *img, float *tokens, int B, int C, int H, int W, int p, int to_image) {
     int gh = H / p, gw = W / p, T = gh * gw, P = p * p * C;
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B * C * H * W)
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *C *H *W)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             int gy = t / gw, gx = t % gw;
@@ -32,8 +31,10 @@ static void unpatchify_copy(float *img, float *tokens, int B, int C, int H, int 
                     for (int c = 0; c < C; c++) {
                         float *pix = img + (((size_t)b * C + c) * H + gy * p + py) * W + gx * p + px;
                         float *v = tok + (py * p + px) * C + c;
-                        if (to_image) *pix = *v;
-                        else *v = *pix;
+                        if (to_image)
+                            *pix = *v;
+                        else
+                            *v = *pix;
                     }
         }
 }
