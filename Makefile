@@ -6,7 +6,13 @@ OPT ?= -O3 -march=native
 CFLAGS += $(OPT) -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
 # The OpenMP build of OpenBLAS runs single-threaded when called inside our OpenMP regions instead of
 # oversubscribing the cores; fall back to whichever libopenblas the linker finds.
+# Its header and library are named explicitly, so the build does not depend on which BLAS the
+# system's alternatives currently point at.
 BLAS_DIR ?= $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/*/openblas-openmp))
+BLAS_INC ?= $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/*/openblas-openmp))
+ifneq ($(BLAS_INC),)
+CFLAGS += -I$(BLAS_INC)
+endif
 ifneq ($(BLAS_DIR),)
 BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 else
