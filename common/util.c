@@ -124,3 +124,14 @@ int make_parent_dirs(const char *file_path) {
     free(dir);
     return rc;
 }
+
+int fail_at(char *err, int err_size, const char *path, const char *fmt, ...) {
+    int n = snprintf(err, (size_t)err_size, "%s: ", path);
+    if (n >= 0 && n < err_size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, (size_t)(err_size - n), fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

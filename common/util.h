@@ -32,3 +32,7 @@ int dir_exists(const char *path);
 int make_dirs(const char *path);
 // make_dirs of the directory part of a file path (nothing for a bare file name).
 int make_parent_dirs(const char *file_path);
+
+// Writes "PATH: message" into err (err_size bytes) and returns -1, so that functions reporting
+// errors through a buffer can `return fail_at(err, err_size, path, ...)`.
+int fail_at(char *err, int err_size, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

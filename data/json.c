@@ -15,8 +15,8 @@ typedef struct {
     int err_size;
 } Parser;
 
-static int fail_at(Parser *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail_at(Parser *p, size_t pos, const char *fmt, ...) {
+static int json_fail_at(Parser *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int json_fail_at(Parser *p, size_t pos, const char *fmt, ...) {
     int n = snprintf(p->err, (size_t)p->err_size, "byte %zu: ", pos);
     if (n >= 0 && n < p->err_size) {
         va_list ap;
@@ -106,7 +106,7 @@ static void buf_put_code_point(Buf *b, unsigned cp) {
 
 // Four hex digits at p->pos; advances past them.
 static int parse_hex4(Parser *p, unsigned *out) {
-    if (p->len - p->pos < 4) return fail_at(p, p->pos, "truncated \\u escape");
+    if (p->len - p->pos < 4) return json_fail_at(p, p->pos, "truncated \\u escape");
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
         char c = p->text[p->pos + (size_t)i];
@@ -114,7 +114,7 @@ static int parse_hex4(Parser *p, unsigned *out) {
                 : (c >= 'a' && c <= 'f') ? c - 'a' + 10
                 : (c >= 'A' && c <= 'F') ? c - 'A' + 10
                                          : -1;
-        if (d < 0) return fail_at(p, p->pos + (size_t)i, "invalid hex digit in \\u escape");
+        if (d < 0) return json_fail_at(p, p->pos + (size_t)i, "invalid hex digit in \\u escape");
         v = v * 16 + (unsigned)d;
     }
     p->pos += 4;
@@ -127,17 +127,17 @@ static int parse_unicode_escape(Parser *p, Buf *b) {
     size_t start = p->pos - 2;
     unsigned hi;
     if (parse_hex4(p, &hi)) return -1;
-    if (hi >= 0xDC00 && hi <= 0xDFFF) return fail_at(p, start, "unpaired low surrogate \\u%04X", hi);
+    if (hi >= 0xDC00 && hi <= 0xDFFF) return json_fail_at(p, start, "unpaired low surrogate \\u%04X", hi);
     if (hi < 0xD800 || hi > 0xDBFF) {
         buf_put_code_point(b, hi);
         return 0;
     }
     if (p->len - p->pos < 2 || p->text[p->pos] != '\\' || p->text[p->pos + 1] != 'u')
-        return fail_at(p, start, "high surrogate \\u%04X is not followed by a low surrogate", hi);
+        return json_fail_at(p, start, "high surrogate \\u%04X is not followed by a low surrogate", hi);
     p->pos += 2;
     unsigned lo;
     if (parse_hex4(p, &lo)) return -1;
-    if (lo < 0xDC00 || lo > 0xDFFF) return fail_at(p, start, "high surrogate \\u%04X is followed by \\u%04X", hi, lo);
+    if (lo < 0xDC00 || lo > 0xDFFF) return json_fail_at(p, start, "high surrogate \\u%04X is followed by \\u%04X", hi, lo);
     buf_put_code_point(b, 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00));
     return 0;
 }
@@ -150,7 +150,7 @@ static int parse_string(Parser *p, char **out, size_t *out_len) {
     for (;;) {
         if (at_end(p)) {
             free(b.data);
-            return fail_at(p, start, "unterminated string");
+            return json_fail_at(p, start, "unterminated string");
         }
         unsigned char c = (unsigned char)p->text[p->pos];
         if (c == '"') {
@@ -159,12 +159,12 @@ static int parse_string(Parser *p, char **out, size_t *out_len) {
         }
         if (c < 0x20) {
             free(b.data);
-            return fail_at(p, p->pos, "control character 0x%02X inside a string (must be escaped)", c);
+            return json_fail_at(p, p->pos, "control character 0x%02X inside a string (must be escaped)", c);
         }
         if (c == '\\') {
             if (p->len - p->pos < 2) {
                 free(b.data);
-                return fail_at(p, p->pos, "unterminated escape");
+                return json_fail_at(p, p->pos, "unterminated escape");
             }
             char e = p->text[p->pos + 1];
             const char *simple = NULL;
@@ -197,7 +197,7 @@ static int parse_string(Parser *p, char **out, size_t *out_len) {
                 break;
             default:
                 free(b.data);
-                return fail_at(p, p->pos, "invalid escape '\\%c'", e);
+                return json_fail_at(p, p->pos, "invalid escape '\\%c'", e);
             }
             p->pos += 2;
             if (simple) {
@@ -211,7 +211,7 @@ static int parse_string(Parser *p, char **out, size_t *out_len) {
         size_t n = utf8_sequence((const unsigned char *)p->text + p->pos, p->len - p->pos);
         if (!n) {
             free(b.data);
-            return fail_at(p, p->pos, "invalid UTF-8 in string");
+            return json_fail_at(p, p->pos, "invalid UTF-8 in string");
         }
         buf_put(&b, p->text + p->pos, n);
         p->pos += n;
@@ -228,24 +228,24 @@ static int parse_number(Parser *p, JsonValue *v) {
     const char *t = p->text;
     int negative = 0, integral = 1;
     if (i < p->len && t[i] == '-') negative = 1, i++;
-    if (i >= p->len || !is_digit(t[i])) return fail_at(p, start, "invalid number");
+    if (i >= p->len || !is_digit(t[i])) return json_fail_at(p, start, "invalid number");
     if (t[i] == '0') {
         i++;
-        if (i < p->len && is_digit(t[i])) return fail_at(p, start, "number with a leading zero");
+        if (i < p->len && is_digit(t[i])) return json_fail_at(p, start, "number with a leading zero");
     } else {
         while (i < p->len && is_digit(t[i])) i++;
     }
     if (i < p->len && t[i] == '.') {
         integral = 0;
         i++;
-        if (i >= p->len || !is_digit(t[i])) return fail_at(p, start, "invalid number: no digit after '.'");
+        if (i >= p->len || !is_digit(t[i])) return json_fail_at(p, start, "invalid number: no digit after '.'");
         while (i < p->len && is_digit(t[i])) i++;
     }
     if (i < p->len && (t[i] == 'e' || t[i] == 'E')) {
         integral = 0;
         i++;
         if (i < p->len && (t[i] == '+' || t[i] == '-')) i++;
-        if (i >= p->len || !is_digit(t[i])) return fail_at(p, start, "invalid number: no digit in exponent");
+        if (i >= p->len || !is_digit(t[i])) return json_fail_at(p, start, "invalid number: no digit in exponent");
         while (i < p->len && is_digit(t[i])) i++;
     }
     p->pos = i;
@@ -255,7 +255,7 @@ static int parse_number(Parser *p, JsonValue *v) {
         for (size_t k = start + (size_t)negative; k < i; k++) {
             uint64_t d = (uint64_t)(t[k] - '0');
             if (m > (limit - d) / 10)
-                return fail_at(p, start, "integer %.*s does not fit in 64 bits", (int)(i - start), t + start);
+                return json_fail_at(p, start, "integer %.*s does not fit in 64 bits", (int)(i - start), t + start);
             m = m * 10 + d;
         }
         v->type = JSON_INT;
@@ -269,7 +269,7 @@ static int parse_number(Parser *p, JsonValue *v) {
     copy[i - start] = '\0';
     double d = strtod(copy, NULL);
     if (copy != small) free(copy);
-    if (!isfinite(d)) return fail_at(p, start, "number out of range");
+    if (!isfinite(d)) return json_fail_at(p, start, "number out of range");
     v->type = JSON_DOUBLE;
     v->u.number = d;
     return 0;
@@ -316,7 +316,7 @@ static int check_duplicate_keys(Parser *p, const JsonValue *obj) {
     for (int i = 1; i < n; i++) {
         if (compare_members(&sorted[i - 1], &sorted[i]) == 0) {
             const JsonMember *later = sorted[i]->value.pos > sorted[i - 1]->value.pos ? sorted[i] : sorted[i - 1];
-            rc = fail_at(p, later->value.pos, "duplicate key '%.80s'", later->key);
+            rc = json_fail_at(p, later->value.pos, "duplicate key '%.80s'", later->key);
             break;
         }
     }
@@ -346,13 +346,13 @@ static int parse_array(Parser *p, JsonValue *v, int depth) {
         v->u.array.count++;
         skip_space(p);
         if (at_end(p)) {
-            fail_at(p, p->pos, "unexpected end of text inside an array");
+            json_fail_at(p, p->pos, "unexpected end of text inside an array");
             break;
         }
         char c = p->text[p->pos++];
         if (c == ']') return 0;
         if (c != ',') {
-            fail_at(p, p->pos - 1, "expected ',' or ']' in array");
+            json_fail_at(p, p->pos - 1, "expected ',' or ']' in array");
             break;
         }
     }
@@ -374,7 +374,7 @@ static int parse_object(Parser *p, JsonValue *v, int depth) {
     for (;;) {
         skip_space(p);
         if (at_end(p) || p->text[p->pos] != '"') {
-            fail_at(p, p->pos, "expected a string key in object");
+            json_fail_at(p, p->pos, "expected a string key in object");
             break;
         }
         if (v->u.object.count == cap) {
@@ -386,7 +386,7 @@ static int parse_object(Parser *p, JsonValue *v, int depth) {
         skip_space(p);
         if (at_end(p) || p->text[p->pos] != ':') {
             free(m->key);
-            fail_at(p, p->pos, "expected ':' after object key");
+            json_fail_at(p, p->pos, "expected ':' after object key");
             break;
         }
         p->pos++;
@@ -397,7 +397,7 @@ static int parse_object(Parser *p, JsonValue *v, int depth) {
         v->u.object.count++;
         skip_space(p);
         if (at_end(p)) {
-            fail_at(p, p->pos, "unexpected end of text inside an object");
+            json_fail_at(p, p->pos, "unexpected end of text inside an object");
             break;
         }
         char c = p->text[p->pos++];
@@ -406,7 +406,7 @@ static int parse_object(Parser *p, JsonValue *v, int depth) {
             return 0;
         }
         if (c != ',') {
-            fail_at(p, p->pos - 1, "expected ',' or '}' in object");
+            json_fail_at(p, p->pos - 1, "expected ',' or '}' in object");
             break;
         }
     }
@@ -416,7 +416,7 @@ static int parse_object(Parser *p, JsonValue *v, int depth) {
 
 static int parse_literal(Parser *p, const char *word) {
     size_t n = strlen(word);
-    if (p->len - p->pos < n || memcmp(p->text + p->pos, word, n) != 0) return fail_at(p, p->pos, "invalid literal");
+    if (p->len - p->pos < n || memcmp(p->text + p->pos, word, n) != 0) return json_fail_at(p, p->pos, "invalid literal");
     p->pos += n;
     return 0;
 }
@@ -425,8 +425,8 @@ static int parse_value(Parser *p, JsonValue *v, int depth) {
     skip_space(p);
     memset(v, 0, sizeof(*v));
     v->pos = p->pos;
-    if (at_end(p)) return fail_at(p, p->pos, "unexpected end of text, expected a value");
-    if (depth > JSON_MAX_DEPTH) return fail_at(p, p->pos, "nesting deeper than %d levels", JSON_MAX_DEPTH);
+    if (at_end(p)) return json_fail_at(p, p->pos, "unexpected end of text, expected a value");
+    if (depth > JSON_MAX_DEPTH) return json_fail_at(p, p->pos, "nesting deeper than %d levels", JSON_MAX_DEPTH);
     char c = p->text[p->pos];
     switch (c) {
     case '{':
@@ -447,7 +447,7 @@ static int parse_value(Parser *p, JsonValue *v, int depth) {
         return parse_literal(p, "null");
     default:
         if (c == '-' || is_digit(c)) return parse_number(p, v);
-        return fail_at(p, p->pos, "unexpected character '%c', expected a value", (c >= 0x20 && c < 0x7F) ? c : '?');
+        return json_fail_at(p, p->pos, "unexpected character '%c', expected a value", (c >= 0x20 && c < 0x7F) ? c : '?');
     }
 }
 
@@ -460,7 +460,7 @@ JsonValue *json_parse(const char *text, size_t len, char *err, int err_size) {
     }
     skip_space(&p);
     if (!at_end(&p)) {
-        fail_at(&p, p.pos, "unexpected text after the JSON value");
+        json_fail_at(&p, p.pos, "unexpected text after the JSON value");
         json_free(root);
         return NULL;
     }

@@ -41,19 +41,6 @@ int st_dtype_from_name(const char *name, StDtype *out) {
     return -1;
 }
 
-// "PATH: message" into err; returns -1 so callers can `return fail(...)`.
-static int fail(char *err, int err_size, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, int err_size, const char *path, const char *fmt, ...) {
-    int n = snprintf(err, (size_t)err_size, "%s: ", path);
-    if (n >= 0 && n < err_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + n, (size_t)(err_size - n), fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static void shape_string(int ndim, const int64_t *shape, char *out, int size) {
     int n = snprintf(out, (size_t)size, "[");
     for (int i = 0; i < ndim && n >= 0 && n < size; i++)
@@ -107,18 +94,18 @@ static int pread_full(int fd, void *buf, uint64_t n, uint64_t offset, const char
 
 static int parse_metadata(StFile *f, const JsonValue *v, char *err, int err_size) {
     if (v->type != JSON_OBJECT)
-        return fail(err, err_size, f->path, "__metadata__ is a JSON %s, not an object", json_type_name(v->type));
+        return fail_at(err, err_size, f->path, "__metadata__ is a JSON %s, not an object", json_type_name(v->type));
     int n = v->u.object.count;
     f->meta_keys = xcalloc((size_t)n, sizeof(char *));
     f->meta_values = xcalloc((size_t)n, sizeof(char *));
     for (int i = 0; i < n; i++) {
         const JsonMember *m = &v->u.object.members[i];
         if (m->value.type != JSON_STRING)
-            return fail(err, err_size, f->path,
-                        "metadata value for '%s' is a JSON %s; safetensors metadata values must be strings", m->key,
-                        json_type_name(m->value.type));
+            return fail_at(err, err_size, f->path,
+                           "metadata value for '%s' is a JSON %s; safetensors metadata values must be strings", m->key,
+                           json_type_name(m->value.type));
         if (strlen(m->key) != m->key_len || strlen(m->value.u.string.data) != m->value.u.string.len)
-            return fail(err, err_size, f->path, "metadata entry '%s' contains a NUL character", m->key);
+            return fail_at(err, err_size, f->path, "metadata entry '%s' contains a NUL character", m->key);
         f->meta_keys[i] = xstrdup(m->key);
         f->meta_values[i] = xstrdup(m->value.u.string.data);
         f->meta_count++;
@@ -128,59 +115,60 @@ static int parse_metadata(StFile *f, const JsonValue *v, char *err, int err_size
 
 static int parse_tensor(StFile *f, const JsonMember *m, StTensor *t, char *err, int err_size) {
     const char *name = m->key, *path = f->path;
-    if (strlen(name) != m->key_len) return fail(err, err_size, path, "a tensor name contains a NUL character");
+    if (strlen(name) != m->key_len) return fail_at(err, err_size, path, "a tensor name contains a NUL character");
     if (m->value.type != JSON_OBJECT)
-        return fail(err, err_size, path, "tensor '%s' is described by a JSON %s, not an object", name,
-                    json_type_name(m->value.type));
+        return fail_at(err, err_size, path, "tensor '%s' is described by a JSON %s, not an object", name,
+                       json_type_name(m->value.type));
     const JsonValue *obj = &m->value;
     for (int i = 0; i < obj->u.object.count; i++) {
         const char *k = obj->u.object.members[i].key;
         if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets"))
-            return fail(err, err_size, path, "tensor '%s' has an unknown field '%s'", name, k);
+            return fail_at(err, err_size, path, "tensor '%s' has an unknown field '%s'", name, k);
     }
     const JsonValue *dtype = json_get(obj, "dtype"), *shape = json_get(obj, "shape"),
                     *offsets = json_get(obj, "data_offsets");
     if (!dtype || !shape || !offsets)
-        return fail(err, err_size, path, "tensor '%s' lacks '%s'", name,
-                    !dtype   ? "dtype"
-                    : !shape ? "shape"
-                             : "data_offsets");
+        return fail_at(err, err_size, path, "tensor '%s' lacks '%s'", name,
+                       !dtype   ? "dtype"
+                       : !shape ? "shape"
+                                : "data_offsets");
     if (dtype->type != JSON_STRING || st_dtype_from_name(dtype->u.string.data, &t->dtype))
-        return fail(err, err_size, path, "tensor '%s' has unknown dtype %s%s%s", name,
-                    dtype->type == JSON_STRING ? "'" : "a JSON ",
-                    dtype->type == JSON_STRING ? dtype->u.string.data : json_type_name(dtype->type),
-                    dtype->type == JSON_STRING ? "'" : "");
+        return fail_at(err, err_size, path, "tensor '%s' has unknown dtype %s%s%s", name,
+                       dtype->type == JSON_STRING ? "'" : "a JSON ",
+                       dtype->type == JSON_STRING ? dtype->u.string.data : json_type_name(dtype->type),
+                       dtype->type == JSON_STRING ? "'" : "");
     if (shape->type != JSON_ARRAY)
-        return fail(err, err_size, path, "tensor '%s' has a shape that is not an array", name);
+        return fail_at(err, err_size, path, "tensor '%s' has a shape that is not an array", name);
     if (shape->u.array.count > ST_MAX_DIMS)
-        return fail(err, err_size, path, "tensor '%s' has %d dims, more than %d", name, shape->u.array.count,
-                    ST_MAX_DIMS);
+        return fail_at(err, err_size, path, "tensor '%s' has %d dims, more than %d", name, shape->u.array.count,
+                       ST_MAX_DIMS);
     t->ndim = shape->u.array.count;
     for (int i = 0; i < t->ndim; i++) {
         const JsonValue *d = &shape->u.array.items[i];
         if (d->type != JSON_INT || d->u.integer < 0)
-            return fail(err, err_size, path, "tensor '%s' has shape entry %d that is not a non-negative integer", name,
-                        i);
+            return fail_at(err, err_size, path, "tensor '%s' has shape entry %d that is not a non-negative integer",
+                           name, i);
         t->shape[i] = d->u.integer;
     }
     char shp[160];
     shape_string(t->ndim, t->shape, shp, sizeof(shp));
     int64_t bytes = tensor_bytes(t->dtype, t->ndim, t->shape);
     if (bytes < 0)
-        return fail(err, err_size, path, "tensor '%s' shape %s is too large (byte size overflows)", name, shp);
+        return fail_at(err, err_size, path, "tensor '%s' shape %s is too large (byte size overflows)", name, shp);
     if (offsets->type != JSON_ARRAY || offsets->u.array.count != 2 || offsets->u.array.items[0].type != JSON_INT ||
         offsets->u.array.items[1].type != JSON_INT || offsets->u.array.items[0].u.integer < 0 ||
         offsets->u.array.items[1].u.integer < 0)
-        return fail(err, err_size, path, "tensor '%s' data_offsets is not a pair of non-negative integers", name);
+        return fail_at(err, err_size, path, "tensor '%s' data_offsets is not a pair of non-negative integers", name);
     t->begin = (uint64_t)offsets->u.array.items[0].u.integer;
     t->end = (uint64_t)offsets->u.array.items[1].u.integer;
     if (t->begin > t->end || t->end > f->data_size)
-        return fail(err, err_size, path, "tensor '%s' has data_offsets [%llu, %llu] outside the %llu-byte data buffer",
-                    name, (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)f->data_size);
+        return fail_at(err, err_size, path,
+                       "tensor '%s' has data_offsets [%llu, %llu] outside the %llu-byte data buffer", name,
+                       (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)f->data_size);
     if (t->end - t->begin != (uint64_t)bytes)
-        return fail(err, err_size, path, "tensor '%s' has data_offsets [%llu, %llu] but %s %s needs %lld bytes", name,
-                    (unsigned long long)t->begin, (unsigned long long)t->end, st_dtype_name(t->dtype), shp,
-                    (long long)bytes);
+        return fail_at(err, err_size, path, "tensor '%s' has data_offsets [%llu, %llu] but %s %s needs %lld bytes",
+                       name, (unsigned long long)t->begin, (unsigned long long)t->end, st_dtype_name(t->dtype), shp,
+                       (long long)bytes);
     t->name = xstrdup(name);
     return 0;
 }
@@ -202,30 +190,30 @@ static int check_coverage(StFile *f, char *err, int err_size) {
     for (int i = 0; i < f->count && rc == 0; i++) {
         const StTensor *t = sorted[i];
         if (t->begin < cursor)
-            rc = fail(err, err_size, f->path,
-                      "tensor '%s' (bytes [%llu, %llu)) overlaps tensor '%s' (bytes [%llu, %llu))", t->name,
-                      (unsigned long long)t->begin, (unsigned long long)t->end, sorted[i - 1]->name,
-                      (unsigned long long)sorted[i - 1]->begin, (unsigned long long)sorted[i - 1]->end);
+            rc = fail_at(err, err_size, f->path,
+                         "tensor '%s' (bytes [%llu, %llu)) overlaps tensor '%s' (bytes [%llu, %llu))", t->name,
+                         (unsigned long long)t->begin, (unsigned long long)t->end, sorted[i - 1]->name,
+                         (unsigned long long)sorted[i - 1]->begin, (unsigned long long)sorted[i - 1]->end);
         else if (t->begin > cursor)
-            rc = fail(err, err_size, f->path, "bytes [%llu, %llu) of the data buffer belong to no tensor",
-                      (unsigned long long)cursor, (unsigned long long)t->begin);
+            rc = fail_at(err, err_size, f->path, "bytes [%llu, %llu) of the data buffer belong to no tensor",
+                         (unsigned long long)cursor, (unsigned long long)t->begin);
         cursor = t->end;
     }
     if (rc == 0 && cursor != f->data_size)
-        rc = fail(err, err_size, f->path, "bytes [%llu, %llu) of the data buffer belong to no tensor",
-                  (unsigned long long)cursor, (unsigned long long)f->data_size);
+        rc = fail_at(err, err_size, f->path, "bytes [%llu, %llu) of the data buffer belong to no tensor",
+                     (unsigned long long)cursor, (unsigned long long)f->data_size);
     free(sorted);
     return rc;
 }
 
 static int parse_header(StFile *f, const char *text, uint64_t len, char *err, int err_size) {
     if (len == 0 || text[0] != '{')
-        return fail(err, err_size, f->path, "header does not start with '{' (not a safetensors file?)");
+        return fail_at(err, err_size, f->path, "header does not start with '{' (not a safetensors file?)");
     char why[256];
     JsonValue *root = json_parse(text, (size_t)len, why, sizeof(why));
-    if (!root) return fail(err, err_size, f->path, "header is not valid JSON: %s", why);
+    if (!root) return fail_at(err, err_size, f->path, "header is not valid JSON: %s", why);
     int rc = 0;
-    if (root->type != JSON_OBJECT) rc = fail(err, err_size, f->path, "header is not a JSON object");
+    if (root->type != JSON_OBJECT) rc = fail_at(err, err_size, f->path, "header is not a JSON object");
     int n = root->type == JSON_OBJECT ? root->u.object.count : 0;
     f->tensors = xcalloc((size_t)(n ? n : 1), sizeof(StTensor));
     for (int i = 0; i < n && rc == 0; i++) {
@@ -252,31 +240,31 @@ StFile *st_open(const char *path, char *err, int err_size) {
     int rc = 0;
     unsigned char len8[8];
     if (f->fd < 0) {
-        rc = fail(err, err_size, path, "cannot open: %s", strerror(errno));
+        rc = fail_at(err, err_size, path, "cannot open: %s", strerror(errno));
     } else if (fstat(f->fd, &st) != 0) {
-        rc = fail(err, err_size, path, "cannot stat: %s", strerror(errno));
+        rc = fail_at(err, err_size, path, "cannot stat: %s", strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
-        rc = fail(err, err_size, path, "not a regular file");
+        rc = fail_at(err, err_size, path, "not a regular file");
     } else if ((uint64_t)st.st_size < 8) {
-        rc = fail(err, err_size, path, "file is %lld bytes, shorter than the 8-byte safetensors header length",
-                  (long long)st.st_size);
+        rc = fail_at(err, err_size, path, "file is %lld bytes, shorter than the 8-byte safetensors header length",
+                     (long long)st.st_size);
     } else if (pread_full(f->fd, len8, 8, 0, &why)) {
-        rc = fail(err, err_size, path, "cannot read the header length: %s", why);
+        rc = fail_at(err, err_size, path, "cannot read the header length: %s", why);
     } else {
         uint64_t size = (uint64_t)st.st_size, n = 0;
         for (int i = 7; i >= 0; i--) n = (n << 8) | len8[i];
         if (n > size - 8)
-            rc = fail(err, err_size, path, "header length %llu is larger than the rest of the file (%llu bytes)",
-                      (unsigned long long)n, (unsigned long long)(size - 8));
+            rc = fail_at(err, err_size, path, "header length %llu is larger than the rest of the file (%llu bytes)",
+                         (unsigned long long)n, (unsigned long long)(size - 8));
         else if (n > ST_MAX_HEADER_BYTES)
-            rc = fail(err, err_size, path, "header length %llu exceeds the %u-byte limit", (unsigned long long)n,
-                      ST_MAX_HEADER_BYTES);
+            rc = fail_at(err, err_size, path, "header length %llu exceeds the %u-byte limit", (unsigned long long)n,
+                         ST_MAX_HEADER_BYTES);
         else {
             f->data_start = 8 + n;
             f->data_size = size - 8 - n;
             header = xmalloc((size_t)n + 1);
             if (pread_full(f->fd, header, n, 8, &why))
-                rc = fail(err, err_size, path, "cannot read the header: %s", why);
+                rc = fail_at(err, err_size, path, "cannot read the header: %s", why);
             else
                 rc = parse_header(f, header, n, err, err_size);
         }
@@ -338,7 +326,7 @@ void st_meta_at(const StFile *f, int i, const char **key, const char **value) {
 int st_read_bytes(const StFile *f, const StTensor *t, void *out, char *err, int err_size) {
     const char *why;
     if (pread_full(f->fd, out, t->end - t->begin, f->data_start + t->begin, &why))
-        return fail(err, err_size, f->path, "reading tensor '%s': %s", t->name, why);
+        return fail_at(err, err_size, f->path, "reading tensor '%s': %s", t->name, why);
     return 0;
 }
 
@@ -379,7 +367,7 @@ static int read_converted(const StFile *f, const StTensor *t, void *out, Convert
         if (pread_full(f->fd, chunk, (uint64_t)(count * esize), f->data_start + t->begin + (uint64_t)(first * esize),
                        &why) ||
             convert(chunk, count, out, first, &why))
-            rc = fail(err, err_size, f->path, "reading tensor '%s': %s", t->name, why);
+            rc = fail_at(err, err_size, f->path, "reading tensor '%s': %s", t->name, why);
     }
     free(chunk);
     return rc;
@@ -417,8 +405,8 @@ int st_read_f32(const StFile *f, const StTensor *t, float *out, char *err, int e
     case ST_F64:
         return read_converted(f, t, out, f64_to_f32, err, err_size);
     default:
-        return fail(err, err_size, f->path, "tensor '%s' has dtype %s; want a float tensor (F32, F16, BF16 or F64)",
-                    t->name, st_dtype_name(t->dtype));
+        return fail_at(err, err_size, f->path, "tensor '%s' has dtype %s; want a float tensor (F32, F16, BF16 or F64)",
+                       t->name, st_dtype_name(t->dtype));
     }
 }
 
@@ -484,8 +472,8 @@ int st_read_i64(const StFile *f, const StTensor *t, int64_t *out, char *err, int
     case ST_U64:
         return read_converted(f, t, out, u64_to_i64, err, err_size);
     default:
-        return fail(err, err_size, f->path, "tensor '%s' has dtype %s; want an integer or BOOL tensor", t->name,
-                    st_dtype_name(t->dtype));
+        return fail_at(err, err_size, f->path, "tensor '%s' has dtype %s; want an integer or BOOL tensor", t->name,
+                       st_dtype_name(t->dtype));
     }
 }
 
@@ -563,21 +551,21 @@ static int writer_validate(const StWriter *w, const char *path, char *err, int e
     for (int i = 0; i < w->meta_count; i++)
         if (!json_utf8_valid(w->meta_keys[i], strlen(w->meta_keys[i])) ||
             !json_utf8_valid(w->meta_values[i], strlen(w->meta_values[i])))
-            return fail(err, err_size, path, "metadata entry %d is not valid UTF-8", i);
+            return fail_at(err, err_size, path, "metadata entry %d is not valid UTF-8", i);
     for (int i = 0; i < w->count; i++) {
         const WriterEntry *e = &w->entries[i];
         if (!json_utf8_valid(e->name, strlen(e->name)))
-            return fail(err, err_size, path, "tensor name %d is not valid UTF-8", i);
+            return fail_at(err, err_size, path, "tensor name %d is not valid UTF-8", i);
         if (strcmp(e->name, "__metadata__") == 0)
-            return fail(err, err_size, path, "'__metadata__' cannot name a tensor");
+            return fail_at(err, err_size, path, "'__metadata__' cannot name a tensor");
         if ((unsigned)e->dtype >= ST_DTYPE_COUNT)
-            return fail(err, err_size, path, "tensor '%s' has an invalid dtype", e->name);
+            return fail_at(err, err_size, path, "tensor '%s' has an invalid dtype", e->name);
         if (e->ndim < 0 || e->ndim > ST_MAX_DIMS)
-            return fail(err, err_size, path, "tensor '%s' has %d dims; safetensors allows 0 to %d", e->name, e->ndim,
-                        ST_MAX_DIMS);
+            return fail_at(err, err_size, path, "tensor '%s' has %d dims; safetensors allows 0 to %d", e->name, e->ndim,
+                           ST_MAX_DIMS);
         int64_t bytes = tensor_bytes(e->dtype, e->ndim, e->shape);
-        if (bytes < 0) return fail(err, err_size, path, "tensor '%s' has a negative or overflowing shape", e->name);
-        if (bytes > 0 && !e->data) return fail(err, err_size, path, "tensor '%s' has no data", e->name);
+        if (bytes < 0) return fail_at(err, err_size, path, "tensor '%s' has a negative or overflowing shape", e->name);
+        if (bytes > 0 && !e->data) return fail_at(err, err_size, path, "tensor '%s' has no data", e->name);
     }
     const WriterEntry **sorted = xmalloc(sizeof(*sorted) * (size_t)(w->count ? w->count : 1));
     for (int i = 0; i < w->count; i++) sorted[i] = &w->entries[i];
@@ -585,7 +573,7 @@ static int writer_validate(const StWriter *w, const char *path, char *err, int e
     int rc = 0;
     for (int i = 1; i < w->count && rc == 0; i++)
         if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0)
-            rc = fail(err, err_size, path, "duplicate tensor name '%s'", sorted[i]->name);
+            rc = fail_at(err, err_size, path, "duplicate tensor name '%s'", sorted[i]->name);
     free(sorted);
     return rc;
 }
@@ -696,20 +684,20 @@ int st_writer_save(StWriter *w, const char *path, char *err, int err_size) {
     Text header = writer_header(w);
     if (header.len > ST_MAX_HEADER_BYTES) {
         free(header.data);
-        return fail(err, err_size, path, "header would be %zu bytes, over the %u-byte limit", header.len,
-                    ST_MAX_HEADER_BYTES);
+        return fail_at(err, err_size, path, "header would be %zu bytes, over the %u-byte limit", header.len,
+                       ST_MAX_HEADER_BYTES);
     }
     char *tmp = xasprintf("%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp), rc = 0;
     if (fd < 0) {
-        rc = fail(err, err_size, path, "cannot create a temporary file beside it: %s", strerror(errno));
+        rc = fail_at(err, err_size, path, "cannot create a temporary file beside it: %s", strerror(errno));
     } else {
         int e = write_contents(fd, w, &header);
         if (close(fd) != 0 && !e) e = errno;
         if (e)
-            rc = fail(err, err_size, path, "writing %s: %s", tmp, strerror(e));
+            rc = fail_at(err, err_size, path, "writing %s: %s", tmp, strerror(e));
         else if (rename(tmp, path) != 0)
-            rc = fail(err, err_size, path, "cannot rename %s into place: %s", tmp, strerror(errno));
+            rc = fail_at(err, err_size, path, "cannot rename %s into place: %s", tmp, strerror(errno));
         if (rc)
             unlink(tmp);
         else

@@ -10,18 +10,6 @@
 #include "common/util.h"
 #include "model/init.h"
 
-static int fail(char *err, int err_size, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, int err_size, const char *path, const char *fmt, ...) {
-    int n = snprintf(err, (size_t)err_size, "%s: ", path);
-    if (n >= 0 && n < err_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + n, (size_t)(err_size - n), fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Naming: where the file keeps each official tensor
  * ------------------------------------------------------------------------------------------- */
@@ -107,8 +95,8 @@ static int detect_naming(const StFile *f, Naming *naming, char *err, int err_siz
     else if (st_find(f, "pos_embed.proj.weight"))
         *naming = NAMING_DIFFUSERS;
     else
-        return fail(err, err_size, st_path(f),
-                    "no 'x_embedder.proj.weight' (nor diffusers 'pos_embed.proj.weight'): not DiT weights");
+        return fail_at(err, err_size, st_path(f),
+                       "no 'x_embedder.proj.weight' (nor diffusers 'pos_embed.proj.weight'): not DiT weights");
     return 0;
 }
 
@@ -165,8 +153,8 @@ static int learn(Facts *k, int field, double v, const char *from) {
     }
     int same = field_is_float(field) ? (float)v == (float)k->value[field] : v == k->value[field];
     if (same) return 0;
-    return fail(k->err, k->err_size, k->path, "%s gives %s %g but %s gives %g", from, field_names[field], v,
-                k->from[field], k->value[field]);
+    return fail_at(k->err, k->err_size, k->path, "%s gives %s %g but %s gives %g", from, field_names[field], v,
+                   k->from[field], k->value[field]);
 }
 
 static int learn_preset(Facts *k, const char *name, const char *from) {
@@ -183,13 +171,13 @@ static const StTensor *need(Facts *k, const StFile *f, Naming naming, const char
     sources_of(naming, official, &s);
     const StTensor *t = st_find(f, s.name[0]);
     if (!t) {
-        fail(k->err, k->err_size, k->path, "missing tensor '%s' (needed to infer the configuration)", s.name[0]);
+        fail_at(k->err, k->err_size, k->path, "missing tensor '%s' (needed to infer the configuration)", s.name[0]);
         return NULL;
     }
     if (t->ndim != ndim) {
         char shape[160];
         st_shape_string(t, shape, sizeof(shape));
-        fail(k->err, k->err_size, k->path, "tensor '%s' has shape %s; want %d dims", s.name[0], shape, ndim);
+        fail_at(k->err, k->err_size, k->path, "tensor '%s' has shape %s; want %d dims", s.name[0], shape, ndim);
         return NULL;
     }
     return t;
@@ -212,15 +200,15 @@ static int learn_from_shapes(Facts *k, const StFile *f, Naming naming, int64_t *
     if (!x) return -1;
     int64_t D = x->shape[0], p = x->shape[2];
     if (x->shape[2] != x->shape[3])
-        return fail(k->err, k->err_size, k->path, "patch embedding kernel is %lldx%lld, not square",
-                    (long long)x->shape[2], (long long)x->shape[3]);
+        return fail_at(k->err, k->err_size, k->path, "patch embedding kernel is %lldx%lld, not square",
+                       (long long)x->shape[2], (long long)x->shape[3]);
     if (D < 1 || p < 1 || D > INT_MAX || p > 4096)
-        return fail(k->err, k->err_size, k->path, "patch embedding weight has an implausible shape");
+        return fail_at(k->err, k->err_size, k->path, "patch embedding weight has an implausible shape");
     if (learn(k, F_HIDDEN, (double)D, from) || learn(k, F_IN_CHANNELS, (double)x->shape[1], from) ||
         learn(k, F_PATCH, (double)p, from))
         return -1;
     int depth = count_blocks(f, naming == NAMING_OFFICIAL ? "blocks." : "transformer_blocks.");
-    if (depth == 0) return fail(k->err, k->err_size, k->path, "no transformer block tensors");
+    if (depth == 0) return fail_at(k->err, k->err_size, k->path, "no transformer block tensors");
     // Every block below the highest index must exist (a stray name must not inflate the model).
     for (int i = 0; i < depth; i++) {
         char fc1[48];
@@ -228,8 +216,8 @@ static int learn_from_shapes(Facts *k, const StFile *f, Naming naming, int64_t *
         if (!find_official(f, naming, fc1)) {
             Sources s;
             sources_of(naming, fc1, &s);
-            return fail(k->err, k->err_size, k->path, "missing tensor '%s' (the file names blocks up to %d)", s.name[0],
-                        depth - 1);
+            return fail_at(k->err, k->err_size, k->path, "missing tensor '%s' (the file names blocks up to %d)",
+                           s.name[0], depth - 1);
         }
     }
     if (learn(k, F_DEPTH, depth, from)) return -1;
@@ -247,7 +235,7 @@ static int learn_from_shapes(Facts *k, const StFile *f, Naming naming, int64_t *
 
     int64_t out_rows = out->shape[0], c_in = x->shape[1];
     if (out_rows % (p * p) || (out_rows / (p * p) != c_in && out_rows / (p * p) != 2 * c_in))
-        return fail(
+        return fail_at(
             k->err, k->err_size, k->path,
             "final_layer.linear.weight has %lld rows; want patch^2 * in_channels = %lld or twice that (learn_sigma)",
             (long long)out_rows, (long long)(p * p * c_in));
@@ -258,7 +246,7 @@ static int learn_from_shapes(Facts *k, const StFile *f, Naming naming, int64_t *
         int64_t tokens = pos->ndim == 3 ? pos->shape[1] : -1,
                 grid = (int64_t)llround(sqrt((double)(tokens > 0 ? tokens : 0)));
         if (pos->ndim != 3 || pos->shape[0] != 1 || grid * grid != tokens)
-            return fail(k->err, k->err_size, k->path, "pos_embed is not [1, T, D] with T a square number of tokens");
+            return fail_at(k->err, k->err_size, k->path, "pos_embed is not [1, T, D] with T a square number of tokens");
         if (learn(k, F_INPUT_SIZE, (double)(grid * p), "the pos_embed shape")) return -1;
     }
     // A DyDiT attention-head router has one output per head except the first (SPEC 7.6).
@@ -273,8 +261,9 @@ static int learn_from_metadata(Facts *k, const StFile *f) {
     if (format && strcmp(format, WEIGHTS_FORMAT) == 0) {
         const char *version = st_meta(f, "format_version");
         if (!version || strcmp(version, WEIGHTS_FORMAT_VERSION) != 0)
-            return fail(k->err, k->err_size, k->path, "%s format_version '%s' is not supported (this build reads %s)",
-                        WEIGHTS_FORMAT, version ? version : "(none)", WEIGHTS_FORMAT_VERSION);
+            return fail_at(k->err, k->err_size, k->path,
+                           "%s format_version '%s' is not supported (this build reads %s)", WEIGHTS_FORMAT,
+                           version ? version : "(none)", WEIGHTS_FORMAT_VERSION);
     }
     for (int field = 0; field < F_COUNT; field++) {
         const char *s = st_meta(f, field_names[field]);
@@ -282,8 +271,8 @@ static int learn_from_metadata(Facts *k, const StFile *f) {
         double v;
         long l;
         if (field_is_float(field) ? parse_double(s, &v) : parse_long(s, &l))
-            return fail(k->err, k->err_size, k->path, "metadata %s = '%s' is not %s", field_names[field], s,
-                        field_is_float(field) ? "a number" : "an integer");
+            return fail_at(k->err, k->err_size, k->path, "metadata %s = '%s' is not %s", field_names[field], s,
+                           field_is_float(field) ? "a number" : "an integer");
         if (learn(k, field, field_is_float(field) ? v : (double)l, "metadata")) return -1;
     }
     const char *model = st_meta(f, "model");
@@ -303,8 +292,8 @@ static int learn_from_hints(Facts *k, const WeightsHints *h) {
         snprintf(from, sizeof(from), "--model %.40s", h->model);
         int rc = learn_preset(k, h->model, from);
         if (rc == -1)
-            return fail(k->err, k->err_size, k->path,
-                        "unknown model '%s' (want DiT-S/2 ... DiT-XL/8: S, B, L or XL, patch 2, 4 or 8)", h->model);
+            return fail_at(k->err, k->err_size, k->path,
+                           "unknown model '%s' (want DiT-S/2 ... DiT-XL/8: S, B, L or XL, patch 2, 4 or 8)", h->model);
         if (rc) return -1;
     }
     if (h->heads > 0 && learn(k, F_HEADS, h->heads, "--heads")) return -1;
@@ -324,9 +313,9 @@ static int settle_classes(Facts *k, int64_t rows) {
         double classes = k->value[F_NUM_CLASSES];
         if ((double)rows == classes + 1) return learn(k, F_CLASS_DROPOUT, default_class_dropout, "the null label row");
         if ((double)rows == classes) return learn(k, F_CLASS_DROPOUT, 0, "the label table without a null row");
-        return fail(k->err, k->err_size, k->path,
-                    "label table has %lld rows, but num_classes %g (from %s) needs %g or %g", (long long)rows, classes,
-                    k->from[F_NUM_CLASSES], classes, classes + 1);
+        return fail_at(k->err, k->err_size, k->path,
+                       "label table has %lld rows, but num_classes %g (from %s) needs %g or %g", (long long)rows,
+                       classes, k->from[F_NUM_CLASSES], classes, classes + 1);
     }
     // Ambiguous from shapes alone: assume DiT's null row (SPEC 7.6).
     if (learn(k, F_NUM_CLASSES, (double)(rows - 1), "the label table (assuming a null row)")) return -1;
@@ -342,19 +331,19 @@ int weights_config(const StFile *f, const WeightsHints *hints, DitConfig *cfg, c
         learn_from_metadata(&k, f) || learn_from_hints(&k, hints ? hints : &none) || settle_classes(&k, label_rows))
         return -1;
     if (!known(&k, F_HEADS))
-        return fail(err, err_size, k.path,
-                    "the number of heads is neither stored in the file nor implied by its shapes: pass --heads N or "
-                    "--model NAME "
-                    "(e.g. --model DiT-XL/2)");
+        return fail_at(err, err_size, k.path,
+                       "the number of heads is neither stored in the file nor implied by its shapes: pass --heads N or "
+                       "--model NAME "
+                       "(e.g. --model DiT-XL/2)");
     if (!known(&k, F_INPUT_SIZE))
-        return fail(err, err_size, k.path,
-                    "the latent input size is neither stored in the file nor implied by a pos_embed tensor: pass "
-                    "--input-size N "
-                    "(32 for 256x256 images)");
+        return fail_at(err, err_size, k.path,
+                       "the latent input size is neither stored in the file nor implied by a pos_embed tensor: pass "
+                       "--input-size N "
+                       "(32 for 256x256 images)");
     for (int field = 0; field < F_COUNT; field++)
         if (!field_is_float(field) && !(k.value[field] >= 0 && k.value[field] <= INT_MAX))
-            return fail(err, err_size, k.path, "%s %g (from %s) is out of range", field_names[field], k.value[field],
-                        k.from[field]);
+            return fail_at(err, err_size, k.path, "%s %g (from %s) is out of range", field_names[field], k.value[field],
+                           k.from[field]);
     DitConfig c = {
         .depth = (int)k.value[F_DEPTH],
         .hidden = (int)k.value[F_HIDDEN],
@@ -369,12 +358,13 @@ int weights_config(const StFile *f, const WeightsHints *hints, DitConfig *cfg, c
         .frequency_size = (int)k.value[F_FREQUENCY_SIZE],
     };
     char why[200];
-    if (dit_config_validate(&c, why, sizeof(why))) return fail(err, err_size, k.path, "invalid configuration: %s", why);
+    if (dit_config_validate(&c, why, sizeof(why)))
+        return fail_at(err, err_size, k.path, "invalid configuration: %s", why);
     // Sizes that no tensor of the file vouches for (input_size without pos_embed) stay bounded, so
     // that the token count and the table cannot overflow.
     if (c.input_size / c.patch > 4096)
-        return fail(err, err_size, k.path, "input size %d (from %s) gives an implausible %dx%d token grid",
-                    c.input_size, k.from[F_INPUT_SIZE], c.input_size / c.patch, c.input_size / c.patch);
+        return fail_at(err, err_size, k.path, "input size %d (from %s) gives an implausible %dx%d token grid",
+                       c.input_size, k.from[F_INPUT_SIZE], c.input_size / c.patch, c.input_size / c.patch);
     *cfg = c;
     return 0;
 }
@@ -434,8 +424,8 @@ static int check_unknown(const StFile *f, Naming naming, const DitConfig *cfg, c
                 char a[160], b[160];
                 st_shape_string(t, a, sizeof(a));
                 st_shape_string(t0, b, sizeof(b));
-                rc = fail(err, err_size, st_path(f), "tensor '%s' has shape %s but block 0's copy '%s' has %s", t->name,
-                          a, block0, b);
+                rc = fail_at(err, err_size, st_path(f), "tensor '%s' has shape %s but block 0's copy '%s' has %s",
+                             t->name, a, block0, b);
             }
             continue;
         }
@@ -445,8 +435,8 @@ static int check_unknown(const StFile *f, Naming naming, const DitConfig *cfg, c
     if (rc == 0 && first) {
         char others[48] = "";
         if (unknown > 1) snprintf(others, sizeof(others), " (nor are %d others)", unknown - 1);
-        rc = fail(err, err_size, st_path(f), "tensor '%s' is not a parameter of this model (%s, depth %d)%s", first,
-                  dit_config_preset_name(cfg), cfg->depth, others);
+        rc = fail_at(err, err_size, st_path(f), "tensor '%s' is not a parameter of this model (%s, depth %d)%s", first,
+                     dit_config_preset_name(cfg), cfg->depth, others);
     }
     for (int i = 0; i < n; i++) free(expected[i]);
     free(expected);
@@ -456,7 +446,8 @@ static int check_unknown(const StFile *f, Naming naming, const DitConfig *cfg, c
 static int check_finite(const StFile *f, const char *name, const float *x, size_t n, char *err, int err_size) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
-            return fail(err, err_size, st_path(f), "tensor '%s' contains a non-finite value at element %zu", name, i);
+            return fail_at(err, err_size, st_path(f), "tensor '%s' contains a non-finite value at element %zu", name,
+                           i);
     return 0;
 }
 
@@ -470,7 +461,7 @@ static int load_pos_embed(const StFile *f, Naming naming, const DitConfig *cfg, 
     if (!same_shape(stored, t->ndim, t->shape)) {
         shape_text(t->ndim, t->shape, want, sizeof(want));
         st_shape_string(stored, got, sizeof(got));
-        return fail(err, err_size, st_path(f), "tensor '%s' has shape %s, expected %s", stored->name, got, want);
+        return fail_at(err, err_size, st_path(f), "tensor '%s' has shape %s, expected %s", stored->name, got, want);
     }
     float *file = xmalloc(sizeof(float) * t->numel);
     int rc = st_read_f32(f, stored, file, err, err_size);
@@ -501,11 +492,12 @@ static int load_tensor(const StFile *f, Naming naming, const TensorInfo *t, floa
         shape_text(t->ndim, part, want, sizeof(want));
         if (strcmp(s.name[k], t->name) != 0) snprintf(role, sizeof(role), " (for '%s')", t->name);
         if (!st)
-            return fail(err, err_size, st_path(f), "missing tensor '%s'%s, expected shape %s", s.name[k], role, want);
+            return fail_at(err, err_size, st_path(f), "missing tensor '%s'%s, expected shape %s", s.name[k], role,
+                           want);
         if (!same_shape(st, t->ndim, part)) {
             st_shape_string(st, got, sizeof(got));
-            return fail(err, err_size, st_path(f), "tensor '%s'%s has shape %s, expected %s", s.name[k], role, got,
-                        want);
+            return fail_at(err, err_size, st_path(f), "tensor '%s'%s has shape %s, expected %s", s.name[k], role, got,
+                           want);
         }
         float *out = dst + (size_t)k * part_numel;
         if (st_read_f32(f, st, out, err, err_size) || check_finite(f, st->name, out, part_numel, err, err_size))
@@ -603,14 +595,14 @@ int weights_save(const char *path, const DitConfig *cfg, const TensorTable *tabl
                  const WeightsMeta *extra, int extra_count, char *err, int err_size) {
     for (int i = 0; i < extra_count; i++)
         if (is_reserved_key(extra[i].key))
-            return fail(err, err_size, path, "metadata key '%s' is reserved for the format and configuration",
-                        extra[i].key);
+            return fail_at(err, err_size, path, "metadata key '%s' is reserved for the format and configuration",
+                           extra[i].key);
     for (int i = 0; i < table->count; i++) {
         const TensorInfo *t = &table->tensors[i];
         for (size_t e = 0; e < t->numel; e++)
             if (!isfinite(host[t->offset + e]))
-                return fail(err, err_size, path, "refusing to write: tensor '%s' has a non-finite value at element %zu",
-                            t->name, e);
+                return fail_at(err, err_size, path,
+                               "refusing to write: tensor '%s' has a non-finite value at element %zu", t->name, e);
     }
     StWriter *w = st_writer_new();
     write_config_metadata(w, cfg);

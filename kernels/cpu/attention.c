@@ -10,7 +10,8 @@
 void cpu_attention_forward(float *out, float *probs, const float *qkv, int B, int T, int H, int hd) {
     int D = H * hd, ld = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *H *T *T *hd)
+    const size_t work = (size_t)B * H * T * T * hd;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             const float *q = qkv + (size_t)b * T * ld + h * hd, *k = q + D, *v = q + 2 * D;
@@ -37,7 +38,8 @@ void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, cons
                             int T, int H, int hd) {
     int D = H * hd, ld = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *H *T *T *hd)
+    const size_t work = (size_t)B * H * T * T * hd;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             size_t head = (size_t)b * T * ld + h * hd;

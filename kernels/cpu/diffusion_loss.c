@@ -7,7 +7,8 @@
 #include "kernels/cpu/cpu_ops.h"
 
 void cpu_q_sample(float *xt, const float *x0, const float *noise, const float *coef, int B, size_t n) {
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *n)
+    const size_t work = (size_t)B * n;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (size_t i = 0; i < n; i++) {
             const float *c = coef + (size_t)b * COEF_COUNT;
@@ -94,7 +95,8 @@ void cpu_diffusion_loss_forward(float *mse, float *vb, const float *model_out, c
                                 const float *noise, const float *coef, int B, int C, size_t n, int learn_sigma) {
     size_t count = (size_t)C * n, out_stride = learn_sigma ? 2 * count : count;
     // One thread per sample keeps each sample's sum in element order.
-#pragma omp parallel for schedule(static) CPU_PARALLEL_IF((size_t)B *out_stride)
+    const size_t work = (size_t)B * out_stride;
+#pragma omp parallel for schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++) {
         SampleCoef k = sample_coef(coef, b);
         const float *eps = model_out + (size_t)b * out_stride, *v = eps + count;
@@ -118,7 +120,8 @@ void cpu_diffusion_loss_backward(float *dmodel_out, const float *dloss, const fl
                                  const float *xt, const float *noise, const float *coef, int B, int C, size_t n,
                                  int learn_sigma) {
     size_t count = (size_t)C * n, out_stride = learn_sigma ? 2 * count : count;
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *out_stride)
+    const size_t work = (size_t)B * out_stride;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (size_t i = 0; i < count; i++) {
             // d mse / d eps = 2 (eps - noise) / count; the VB term sees eps detached.

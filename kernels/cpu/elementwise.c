@@ -10,7 +10,8 @@ void cpu_add(float *out, const float *a, const float *b, size_t n) {
 
 // x (B, n) += row (n)
 void cpu_add_broadcast(float *x, const float *row, int B, size_t n) {
-#pragma omp parallel for schedule(static) CPU_PARALLEL_IF((size_t)B *n)
+    const size_t work = (size_t)B * n;
+#pragma omp parallel for schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++) {
         float *xb = x + (size_t)b * n;
         for (size_t i = 0; i < n; i++) xb[i] += row[i];

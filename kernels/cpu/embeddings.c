@@ -9,7 +9,8 @@
 void cpu_timestep_embedding(float *out, const float *t, int B, int F, float max_period) {
     int half = F / 2;
     float neg_log_period = (float)(-log((double)max_period));
-#pragma omp parallel for schedule(static) CPU_PARALLEL_IF((size_t)B *F)
+    const size_t work = (size_t)B * F;
+#pragma omp parallel for schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * F;
         for (int k = 0; k < half; k++) {
@@ -23,13 +24,15 @@ void cpu_timestep_embedding(float *out, const float *t, int B, int F, float max_
 
 // out (B, D) = table[labels[b]]
 void cpu_embedding_forward(float *out, const float *table, const int32_t *labels, int B, int D) {
-#pragma omp parallel for schedule(static) CPU_PARALLEL_IF((size_t)B *D)
+    const size_t work = (size_t)B * D;
+#pragma omp parallel for schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++) memcpy(out + (size_t)b * D, table + (size_t)labels[b] * D, sizeof(float) * (size_t)D);
 }
 
 // dtable[labels[b]] += dout[b]; rows that repeat are added in batch order.
 void cpu_embedding_backward(float *dtable, const float *dout, const int32_t *labels, int B, int D) {
-#pragma omp parallel for schedule(static) CPU_PARALLEL_IF((size_t)B *D)
+    const size_t work = (size_t)B * D;
+#pragma omp parallel for schedule(static) CPU_PARALLEL_IF(work)
     for (int d = 0; d < D; d++)
         for (int b = 0; b < B; b++) dtable[(size_t)labels[b] * D + d] += dout[(size_t)b * D + d];
 }

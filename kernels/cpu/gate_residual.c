@@ -4,7 +4,8 @@
 // out, x, branch (B, T, D); gate rows at b * gate_stride
 void cpu_gate_residual_forward(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
                                int B, int T, int D) {
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *T *D)
+    const size_t work = (size_t)B * T * D;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t row = ((size_t)b * T + t) * D;
@@ -17,7 +18,8 @@ void cpu_gate_residual_backward(float *dbranch, float *dgate, const float *dout,
                                 int gate_stride, int B, int T, int D) {
     enum { CHUNK = 64 };
     int chunks = (D + CHUNK - 1) / CHUNK;
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *T *D)
+    const size_t work = (size_t)B * T * D;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < chunks; c++) {
             int d0 = c * CHUNK, d1 = d0 + CHUNK < D ? d0 + CHUNK : D;

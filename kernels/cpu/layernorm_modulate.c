@@ -9,7 +9,8 @@
 // out, x (B, T, D); shift, scale rows at b * mod_stride; mean, rstd (B, T)
 void cpu_layernorm_modulate_forward(float *out, float *mean, float *rstd, const float *x, const float *shift,
                                     const float *scale, int mod_stride, int B, int T, int D) {
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *T *D)
+    const size_t work = (size_t)B * T * D;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t row = (size_t)b * T + t;
@@ -32,7 +33,8 @@ void cpu_layernorm_modulate_forward(float *out, float *mean, float *rstd, const 
 void cpu_layernorm_modulate_backward(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
                                      const float *mean, const float *rstd, const float *scale, int mod_stride, int B,
                                      int T, int D) {
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *T *D)
+    const size_t work = (size_t)B * T * D;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t row = (size_t)b * T + t;
@@ -53,7 +55,7 @@ void cpu_layernorm_modulate_backward(float *dx, float *dshift, float *dscale, co
         }
     enum { CHUNK = 64 };
     int chunks = (D + CHUNK - 1) / CHUNK;
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *T *D)
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < chunks; c++) {
             int d0 = c * CHUNK, d1 = d0 + CHUNK < D ? d0 + CHUNK : D;

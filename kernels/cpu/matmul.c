@@ -9,7 +9,8 @@
 void cpu_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N) {
     float beta = 0.0f;
     if (bias) {
-#pragma omp parallel for schedule(static) CPU_PARALLEL_IF((size_t)M *N)
+        const size_t work = (size_t)M * N;
+#pragma omp parallel for schedule(static) CPU_PARALLEL_IF(work)
         for (int i = 0; i < M; i++) memcpy(out + (size_t)i * N, bias, sizeof(float) * (size_t)N);
         beta = 1.0f;
     }
@@ -20,7 +21,8 @@ void cpu_matmul_forward(float *out, const float *inp, const float *weight, const
 static void column_sums_add(float *dbias, const float *dout, int M, int N) {
     enum { CHUNK = 64 };
     int chunks = (N + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) CPU_PARALLEL_IF((size_t)M *N)
+    const size_t work = (size_t)M * N;
+#pragma omp parallel for schedule(static) CPU_PARALLEL_IF(work)
     for (int c = 0; c < chunks; c++) {
         int j0 = c * CHUNK, j1 = j0 + CHUNK < N ? j0 + CHUNK : N;
         double acc[CHUNK] = {0};

@@ -6,7 +6,8 @@
 // img (B, C, H, W) -> patches (B, T, C*p*p)
 void cpu_patchify(float *patches, const float *img, int B, int C, int H, int W, int p) {
     int gh = H / p, gw = W / p, T = gh * gw, P = C * p * p;
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *C *H *W)
+    const size_t work = (size_t)B * C * H * W;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             int gy = t / gw, gx = t % gw;
@@ -21,7 +22,8 @@ void cpu_patchify(float *patches, const float *img, int B, int C, int H, int W, 
 // One mapping serves both directions: to_image != 0 copies tokens -> image, else image -> tokens.
 static void unpatchify_copy(float *img, float *tokens, int B, int C, int H, int W, int p, int to_image) {
     int gh = H / p, gw = W / p, T = gh * gw, P = p * p * C;
-#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF((size_t)B *C *H *W)
+    const size_t work = (size_t)B * C * H * W;
+#pragma omp parallel for collapse(2) schedule(static) CPU_PARALLEL_IF(work)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             int gy = t / gw, gx = t % gw;
