@@ -89,13 +89,15 @@ struct Ops {
     void (*layernorm_modulate_backward)(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
                                         const float *mean, const float *rstd, const float *scale, int mod_stride, int B,
                                         int T, int D);
-    // out (B, T, D) = x + gate[b] * branch; gate rows at stride gate_stride. out may alias x.
+    // out (B, T, D) = x + keep[b, t] * gate[b] * branch; gate rows at stride gate_stride; keep (B, T)
+    // is a per-token 0/1 mask (DyDiT's token gate), NULL meaning every token. out may alias x.
     void (*gate_residual_forward)(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
-                                  int B, int T, int D);
-    // dbranch = gate[b] * dout (overwrite); dgate[b] = sum_t dout * branch (overwrite, stride
-    // gate_stride). The residual's own gradient is dout itself.
-    void (*gate_residual_backward)(float *dbranch, float *dgate, const float *dout, const float *gate,
-                                   const float *branch, int gate_stride, int B, int T, int D);
+                                  const float *keep, int B, int T, int D);
+    // dbranch = keep * gate[b] * dout (overwrite); dgate[b] = sum_t keep * dout * branch (overwrite,
+    // stride gate_stride); dkeep (B, T) = sum_d dout * gate * branch (overwrite; may be NULL). The
+    // residual's own gradient is dout itself.
+    void (*gate_residual_backward)(float *dbranch, float *dgate, float *dkeep, const float *dout, const float *gate,
+                                   const float *branch, int gate_stride, const float *keep, int B, int T, int D);
     // Multi-head self-attention core. qkv (B, T, 3*H*hd) holds [q | k | v], each head-major
     // (feature which*H*hd + h*hd + d); out (B, T, H*hd) = softmax(q k^T / sqrt(hd)) v with heads
     // concatenated; probs (B, H, T, T) keeps the softmax for the backward.
@@ -103,6 +105,36 @@ struct Ops {
     // dqkv (B, T, 3*H*hd) overwritten; scratch holds B*H*T*T floats.
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs,
                                int B, int T, int H, int hd);
+
+    // ---- DyDiT routing (SPEC 3) ----
+    // out = max(x, 0); din = dout * (x > 0) (din may alias dout).
+    void (*relu_forward)(float *out, const float *x, size_t n);
+    void (*relu_backward)(float *din, const float *dout, const float *x, size_t n);
+    // Straight-through Gumbel-sigmoid over logits (rows, cols): z = logits + noise (noise may be
+    // NULL: none); hard[r * hard_stride + c] = 1 if z > threshold else 0; soft (rows, cols) =
+    // sigmoid(z / tau) is kept for the backward, whose gradient is that of soft:
+    // dlogits = dhard * soft * (1 - soft) / tau (overwrite).
+    void (*st_gate_forward)(float *hard, int hard_stride, float *soft, const float *logits, const float *noise,
+                            int rows, int cols, float tau, float threshold);
+    void (*st_gate_backward)(float *dlogits, const float *dhard, int hard_stride, const float *soft, int rows,
+                             int cols, float tau);
+    // out (B, T, G * S) = x * mask[b * mask_stride + g] on channel g * S + s: the head mask after
+    // attention (G heads of S = head_dim) and the channel-group mask after fc1 (G groups of S units).
+    // out may alias x.
+    void (*group_mask_forward)(float *out, const float *x, const float *mask, int mask_stride, int B, int T, int G,
+                               int S);
+    // dx = dout * mask (overwrite; dx may alias dout); dmask[b * mask_stride + g] = sum over t and
+    // the group's channels of dout * x (overwrite; NULL skips).
+    void (*group_mask_backward)(float *dx, float *dmask, const float *dout, const float *x, const float *mask,
+                                int mask_stride, int B, int T, int G, int S);
+    // Realised compute ratio per sample (SPEC 4.1) from hard masks head (B, L, H), chan (B, L, H),
+    // keep (B, L, T): ratio[b] = sum_l (mean_h head * attn + mean_h chan * mean_t keep * mlp)
+    // / (L (attn + mlp)), attn and mlp being one block's MACs.
+    void (*flops_ratio_forward)(float *ratio, const float *head, const float *chan, const float *keep, int B, int L,
+                                int H, int T, float attn, float mlp);
+    // Adds dratio[b] * d ratio[b] / d(mask) into dhead, dchan, dkeep (same shapes as the masks).
+    void (*flops_ratio_backward)(float *dhead, float *dchan, float *dkeep, const float *dratio, const float *chan,
+                                 const float *keep, int B, int L, int H, int T, float attn, float mlp);
 
     // ---- diffusion objective (SPEC 2.2, 2.3) ----
     // xt (B, n) = coef[b][SQRT_ALPHA_BAR] * x0 + coef[b][SQRT_ONE_MINUS_ALPHA_BAR] * noise.
@@ -121,6 +153,26 @@ struct Ops {
     // ---- randomness ----
     // out (B, n): standard normals from the stream (seed, purpose, step, sample0 + b), element i.
     void (*randn)(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B, size_t n);
+    // out (B, n): standard logistic noise log(u) - log(1 - u) (a difference of two Gumbels), keyed
+    // like randn.
+    void (*rand_logistic)(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B,
+                          size_t n);
+
+    // ---- convolutional layers (the SD VAE; inference only) ----
+    // out (B, Co, Ho, Wo) = conv2d(x (B, Ci, H, W), weight (Co, Ci, k, k)) + bias (Co), stride s,
+    // zero padding pad_top/pad_left/pad_bottom/pad_right (asymmetric for the VAE's down-sampling);
+    // Ho = (H + pad_top + pad_bottom - k) / s + 1, likewise Wo.
+    void (*conv2d_forward)(float *out, const float *x, const float *weight, const float *bias, int B, int Ci, int H,
+                           int W, int Co, int k, int stride, int pad_top, int pad_left, int pad_bottom, int pad_right);
+    // out (B, C, n) = GroupNorm(x) * gamma[c] + beta[c] over `groups` groups of C / groups channels,
+    // statistics over the group's channels and all n positions, eps; then SiLU when silu != 0.
+    // out may alias x.
+    void (*group_norm_forward)(float *out, const float *x, const float *gamma, const float *beta, int B, int C,
+                               size_t n, int groups, float eps, int silu);
+    // out (B, C, 2H, 2W): nearest-neighbour up-sampling of x (B, C, H, W) by 2.
+    void (*upsample_nearest2x)(float *out, const float *x, int B, int C, int H, int W);
+    // out (B, cols, rows) = transpose of each x (B, rows, cols).
+    void (*transpose)(float *out, const float *x, int B, int rows, int cols);
 
     // ---- optimisation (over flat parameter buffers) ----
     // *out = sum of x^2 over n elements, accumulated in double in fixed-size chunks.

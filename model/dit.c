@@ -149,14 +149,14 @@ static void block_forward(DitModel *m, const Dims *d, int l) {
     ops->matmul_forward(qkv, ln1, w->qkv_w + l * 3 * D * D, w->qkv_b + l * 3 * D, d->BT, d->D, 3 * d->D);
     ops->attention_forward(att, a->probs + l * d->layer_probs, qkv, d->B, d->T, d->H, d->hd);
     ops->matmul_forward(proj, att, w->proj_w + l * D * D, w->proj_b + l * D, d->BT, d->D, d->D);
-    ops->gate_residual_forward(mid, x, mod + 2 * D, proj, d->MW, d->B, d->T, d->D);
+    ops->gate_residual_forward(mid, x, mod + 2 * D, proj, d->MW, NULL, d->B, d->T, d->D);
 
     ops->layernorm_modulate_forward(ln2, a->ln2_mean + l * d->layer_bt, a->ln2_rstd + l * d->layer_bt, mid, mod + 3 * D,
                                     mod + 4 * D, d->MW, d->B, d->T, d->D);
     ops->matmul_forward(fc1, ln2, w->fc1_w + l * M * D, w->fc1_b + l * M, d->BT, d->D, d->M);
     ops->gelu_forward(gelu, fc1, (size_t)d->BT * M);
     ops->matmul_forward(fc2, gelu, w->fc2_w + l * D * M, w->fc2_b + l * D, d->BT, d->M, d->D);
-    ops->gate_residual_forward(next, mid, mod + 5 * D, fc2, d->MW, d->B, d->T, d->D);
+    ops->gate_residual_forward(next, mid, mod + 5 * D, fc2, d->MW, NULL, d->B, d->T, d->D);
 }
 
 void dit_forward(DitModel *m, const float *t_host, const int32_t *y_host, int B) {
@@ -213,7 +213,8 @@ static void block_backward(DitModel *m, const Dims *d, int l) {
     const float *gelu = a->gelu + l * d->layer_tm, *fc2 = a->fc2 + l * d->layer_td;
 
     // MLP branch: next = mid + gate_mlp * fc2(gelu(fc1(modulate(LN(mid)))))
-    ops->gate_residual_backward(g->dbranch, dmod + 5 * D, g->dresidual, mod + 5 * D, fc2, d->MW, d->B, d->T, d->D);
+    ops->gate_residual_backward(g->dbranch, dmod + 5 * D, NULL, g->dresidual, mod + 5 * D, fc2, d->MW, NULL, d->B, d->T,
+                                d->D);
     ops->matmul_backward(g->dhidden, gw->fc2_w + l * D * M, gw->fc2_b + l * D, g->dbranch, gelu, w->fc2_w + l * D * M,
                          d->BT, d->M, d->D);
     ops->gelu_backward(g->dhidden, g->dhidden, fc1, (size_t)d->BT * M);
@@ -224,7 +225,8 @@ static void block_backward(DitModel *m, const Dims *d, int l) {
                                      d->B, d->T, d->D);
 
     // attention branch: mid = x + gate_msa * proj(attention(qkv(modulate(LN(x)))))
-    ops->gate_residual_backward(g->dbranch, dmod + 2 * D, g->dresidual, mod + 2 * D, proj, d->MW, d->B, d->T, d->D);
+    ops->gate_residual_backward(g->dbranch, dmod + 2 * D, NULL, g->dresidual, mod + 2 * D, proj, d->MW, NULL, d->B, d->T,
+                                d->D);
     ops->matmul_backward(g->dtmp, gw->proj_w + l * D * D, gw->proj_b + l * D, g->dbranch, att, w->proj_w + l * D * D,
                          d->BT, d->D, d->D);
     ops->attention_backward(g->dqkv, g->dprobs, g->dtmp, qkv, a->probs + l * d->layer_probs, d->B, d->T, d->H, d->hd);

@@ -152,17 +152,17 @@ static void test_layernorm_modulate(void) {
 
 // ---- gated residual ----
 typedef struct {
-    float *x, *gate, *branch, *out, *R;
+    float *x, *gate, *branch, *keep, *out, *R;
     int B, T, D, stride;
 } GateCase;
 
 static double gate_loss(void *p) {
     GateCase *c = p;
-    cpu_gate_residual_forward(c->out, c->x, c->gate, c->branch, c->stride, c->B, c->T, c->D);
+    cpu_gate_residual_forward(c->out, c->x, c->gate, c->branch, c->stride, c->keep, c->B, c->T, c->D);
     return dot_f64(c->out, c->R, (size_t)c->B * c->T * c->D);
 }
 
-static void test_gate_residual(void) {
+static void test_gate_residual(int with_keep) {
     GateCase c = {.B = 2, .T = 9, .D = 67, .stride = 100};
     size_t n = (size_t)c.B * c.T * c.D;
     c.x = randn_new(n, 1, 40);
@@ -170,12 +170,142 @@ static void test_gate_residual(void) {
     c.branch = randn_new(n, 1, 42);
     c.R = randn_new(n, 1, 43);
     c.out = zeros(n);
-    float *dbranch = zeros(n), *dgate = zeros((size_t)c.B * c.stride);
-    cpu_gate_residual_backward(dbranch, dgate, c.R, c.gate, c.branch, c.stride, c.B, c.T, c.D);
-    fd_directional("gate_residual.dbranch", c.branch, n, dbranch, gate_loss, &c, EPS, TOL, 44);
-    fd_directional("gate_residual.dgate", c.gate, (size_t)c.B * c.stride, dgate, gate_loss, &c, EPS, TOL, 45);
-    fd_directional("gate_residual.dx", c.x, n, c.R, gate_loss, &c, EPS, TOL, 46);
+    // the op takes any per-token factor; the model passes 0/1, the check needs a continuous one
+    c.keep = with_keep ? randn_new((size_t)c.B * c.T, 1, 47) : NULL;
+    float *dbranch = zeros(n), *dgate = zeros((size_t)c.B * c.stride), *dkeep = zeros((size_t)c.B * c.T);
+    cpu_gate_residual_backward(dbranch, dgate, with_keep ? dkeep : NULL, c.R, c.gate, c.branch, c.stride, c.keep, c.B,
+                               c.T, c.D);
+    const char *tag = with_keep ? "gate_residual_keep" : "gate_residual";
+    char label[64];
+    snprintf(label, sizeof(label), "%s.dbranch", tag);
+    fd_directional(label, c.branch, n, dbranch, gate_loss, &c, EPS, TOL, 44);
+    snprintf(label, sizeof(label), "%s.dgate", tag);
+    fd_directional(label, c.gate, (size_t)c.B * c.stride, dgate, gate_loss, &c, EPS, TOL, 45);
+    snprintf(label, sizeof(label), "%s.dx", tag);
+    fd_directional(label, c.x, n, c.R, gate_loss, &c, EPS, TOL, 46);
+    if (with_keep)
+        fd_directional("gate_residual_keep.dkeep", c.keep, (size_t)c.B * c.T, dkeep, gate_loss, &c, EPS, TOL, 48);
 }
+
+// ---- DyDiT routing ----
+typedef struct {
+    float *x, *mask, *out, *R;
+    int B, T, G, S, stride;
+} GroupMaskCase;
+
+static double group_mask_loss(void *p) {
+    GroupMaskCase *c = p;
+    cpu_group_mask_forward(c->out, c->x, c->mask, c->stride, c->B, c->T, c->G, c->S);
+    return dot_f64(c->out, c->R, (size_t)c->B * c->T * c->G * c->S);
+}
+
+static void test_group_mask(void) {
+    GroupMaskCase c = {.B = 3, .T = 5, .G = 4, .S = 9, .stride = 7};
+    size_t n = (size_t)c.B * c.T * c.G * c.S;
+    c.x = randn_new(n, 1, 90);
+    c.mask = randn_new((size_t)c.B * c.stride, 1, 91);
+    c.R = randn_new(n, 1, 92);
+    c.out = zeros(n);
+    float *dx = zeros(n), *dmask = zeros((size_t)c.B * c.stride);
+    cpu_group_mask_backward(dx, dmask, c.R, c.x, c.mask, c.stride, c.B, c.T, c.G, c.S);
+    fd_directional("group_mask.dx", c.x, n, dx, group_mask_loss, &c, EPS, TOL, 93);
+    fd_directional("group_mask.dmask", c.mask, (size_t)c.B * c.stride, dmask, group_mask_loss, &c, EPS, TOL, 94);
+    // a 0/1 mask zeroes exactly its groups' channels
+    for (int i = 0; i < c.B * c.stride; i++) c.mask[i] = (float)(i % 2);
+    group_mask_loss(&c);
+    int ok = 1;
+    for (int b = 0; b < c.B; b++)
+        for (int t = 0; t < c.T; t++)
+            for (int g = 0; g < c.G; g++)
+                for (int s = 0; s < c.S; s++) {
+                    size_t i = (((size_t)b * c.T + t) * c.G + g) * c.S + s;
+                    ok &= c.out[i] == ((b * c.stride + g) % 2 ? c.x[i] : 0.0f);
+                }
+    check_true(ok, "group_mask.zero_one");
+}
+
+typedef struct {
+    float *logits, *hard, *soft, *R;
+    int rows, cols;
+    float tau;
+} GateSoftCase;
+
+// <R, soft(logits)>: the straight-through backward must be the gradient of the soft value.
+static double soft_loss(void *p) {
+    GateSoftCase *c = p;
+    cpu_st_gate_forward(c->hard, c->cols + 1, c->soft, c->logits, NULL, c->rows, c->cols, c->tau, 0.0f);
+    return dot_f64(c->soft, c->R, (size_t)c->rows * c->cols);
+}
+
+static void test_st_gate(void) {
+    GateSoftCase c = {.rows = 6, .cols = 5, .tau = 5.0f};
+    size_t n = (size_t)c.rows * c.cols;
+    c.logits = randn_new(n, 4, 100);
+    c.R = randn_new(n, 1, 101);
+    c.soft = zeros(n);
+    c.hard = zeros((size_t)c.rows * (c.cols + 1));
+    float *noise = randn_new(n, 3, 102), *dhard = zeros((size_t)c.rows * (c.cols + 1)), *dlogits = zeros(n);
+    for (int r = 0; r < c.rows; r++) c.hard[r * (c.cols + 1) + c.cols] = 7.0f; // outside the written columns
+    cpu_st_gate_forward(c.hard, c.cols + 1, c.soft, c.logits, noise, c.rows, c.cols, c.tau, 0.0f);
+    int ok = 1;
+    for (int r = 0; r < c.rows; r++) {
+        for (int k = 0; k < c.cols; k++) {
+            size_t i = (size_t)r * c.cols + k;
+            double z = (double)c.logits[i] + noise[i];
+            ok &= c.hard[r * (c.cols + 1) + k] == (z > 0 ? 1.0f : 0.0f);
+            ok &= fabs(c.soft[i] - 1 / (1 + exp(-z / c.tau))) < 1e-6;
+        }
+        ok &= c.hard[r * (c.cols + 1) + c.cols] == 7.0f;
+    }
+    check_true(ok, "st_gate.forward_hard_and_soft");
+    // eval mode: no noise, strict threshold (a zero logit is off)
+    c.logits[0] = 0.0f;
+    cpu_st_gate_forward(c.hard, c.cols + 1, c.soft, c.logits, NULL, c.rows, c.cols, c.tau, 0.0f);
+    check_true(c.hard[0] == 0.0f, "st_gate.zero_logit_is_off");
+    for (int r = 0; r < c.rows; r++)
+        for (int k = 0; k < c.cols; k++) dhard[r * (c.cols + 1) + k] = c.R[r * c.cols + k];
+    soft_loss(&c);
+    cpu_st_gate_backward(dlogits, dhard, c.cols + 1, c.soft, c.rows, c.cols, c.tau);
+    fd_directional("st_gate.backward_is_soft_gradient", c.logits, n, dlogits, soft_loss, &c, EPS, TOL, 103);
+}
+
+typedef struct {
+    float *head, *chan, *keep, *ratio, *R;
+    int B, L, H, T;
+    float attn, mlp;
+} FlopsCase;
+
+static double flops_loss(void *p) {
+    FlopsCase *c = p;
+    cpu_flops_ratio_forward(c->ratio, c->head, c->chan, c->keep, c->B, c->L, c->H, c->T, c->attn, c->mlp);
+    return dot_f64(c->ratio, c->R, (size_t)c->B);
+}
+
+static void test_flops_ratio(void) {
+    FlopsCase c = {.B = 3, .L = 4, .H = 5, .T = 7, .attn = 0.3f, .mlp = 0.7f};
+    size_t nh = (size_t)c.B * c.L * c.H, nk = (size_t)c.B * c.L * c.T;
+    c.head = randn_new(nh, 1, 110);
+    c.chan = randn_new(nh, 1, 111);
+    c.keep = randn_new(nk, 1, 112);
+    c.ratio = zeros(c.B);
+    c.R = randn_new(c.B, 1, 113);
+    // all ones: ratio 1; heads only: attn / (attn + mlp)
+    float *ones_h = malloc(nh * sizeof(float)), *ones_k = malloc(nk * sizeof(float)), *zero_h = zeros(nh);
+    for (size_t i = 0; i < nh; i++) ones_h[i] = 1;
+    for (size_t i = 0; i < nk; i++) ones_k[i] = 1;
+    cpu_flops_ratio_forward(c.ratio, ones_h, ones_h, ones_k, c.B, c.L, c.H, c.T, c.attn, c.mlp);
+    int ok = fabs(c.ratio[0] - 1) < 1e-6;
+    cpu_flops_ratio_forward(c.ratio, ones_h, zero_h, ones_k, c.B, c.L, c.H, c.T, c.attn, c.mlp);
+    ok &= fabs(c.ratio[1] - 0.3) < 1e-6;
+    check(ok, "flops_ratio.closed_form", "all on %.6f, attention only %.6f", 1.0, c.ratio[1]);
+    float *dh = zeros(nh), *dc = zeros(nh), *dk = zeros(nk);
+    cpu_flops_ratio_backward(dh, dc, dk, c.R, c.chan, c.keep, c.B, c.L, c.H, c.T, c.attn, c.mlp);
+    fd_directional("flops_ratio.dhead", c.head, nh, dh, flops_loss, &c, EPS, TOL, 114);
+    fd_directional("flops_ratio.dchan", c.chan, nh, dc, flops_loss, &c, EPS, TOL, 115);
+    fd_directional("flops_ratio.dkeep", c.keep, nk, dk, flops_loss, &c, EPS, TOL, 116);
+}
+
+static double relu_ref(double x) { return x > 0 ? x : 0; }
 
 // ---- attention ----
 typedef struct {
@@ -323,7 +453,12 @@ int main(void) {
     test_unary("silu", cpu_silu_forward, cpu_silu_backward, silu_ref);
     test_unary("gelu_tanh", cpu_gelu_forward, cpu_gelu_backward, gelu_ref);
     test_layernorm_modulate();
-    test_gate_residual();
+    test_gate_residual(0);
+    test_gate_residual(1);
+    test_unary("relu", cpu_relu_forward, cpu_relu_backward, relu_ref);
+    test_group_mask();
+    test_st_gate();
+    test_flops_ratio();
     test_attention(2, 5, 3, 7);
     test_attention(1, 16, 2, 72);
     test_embedding();

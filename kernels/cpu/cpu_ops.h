@@ -42,12 +42,26 @@ void cpu_layernorm_modulate_backward(float *dx, float *dshift, float *dscale, co
                                      const float *mean, const float *rstd, const float *scale, int mod_stride, int B,
                                      int T, int D);
 void cpu_gate_residual_forward(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
-                               int B, int T, int D);
-void cpu_gate_residual_backward(float *dbranch, float *dgate, const float *dout, const float *gate, const float *branch,
-                                int gate_stride, int B, int T, int D);
+                               const float *keep, int B, int T, int D);
+void cpu_gate_residual_backward(float *dbranch, float *dgate, float *dkeep, const float *dout, const float *gate,
+                                const float *branch, int gate_stride, const float *keep, int B, int T, int D);
 void cpu_attention_forward(float *out, float *probs, const float *qkv, int B, int T, int H, int hd);
 void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs, int B,
                             int T, int H, int hd);
+
+void cpu_relu_forward(float *out, const float *x, size_t n);
+void cpu_relu_backward(float *din, const float *dout, const float *x, size_t n);
+void cpu_st_gate_forward(float *hard, int hard_stride, float *soft, const float *logits, const float *noise, int rows,
+                         int cols, float tau, float threshold);
+void cpu_st_gate_backward(float *dlogits, const float *dhard, int hard_stride, const float *soft, int rows, int cols,
+                          float tau);
+void cpu_group_mask_forward(float *out, const float *x, const float *mask, int mask_stride, int B, int T, int G, int S);
+void cpu_group_mask_backward(float *dx, float *dmask, const float *dout, const float *x, const float *mask,
+                             int mask_stride, int B, int T, int G, int S);
+void cpu_flops_ratio_forward(float *ratio, const float *head, const float *chan, const float *keep, int B, int L, int H,
+                             int T, float attn, float mlp);
+void cpu_flops_ratio_backward(float *dhead, float *dchan, float *dkeep, const float *dratio, const float *chan,
+                              const float *keep, int B, int L, int H, int T, float attn, float mlp);
 
 void cpu_q_sample(float *xt, const float *x0, const float *noise, const float *coef, int B, size_t n);
 void cpu_diffusion_loss_forward(float *mse, float *vb, const float *model_out, const float *x0, const float *xt,
@@ -57,6 +71,9 @@ void cpu_diffusion_loss_backward(float *dmodel_out, const float *dloss, const fl
                                  int learn_sigma);
 
 void cpu_randn(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B, size_t n);
+void cpu_rand_logistic(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B, size_t n);
+
+// Convolutional layers (the SD VAE).
 
 void cpu_sum_squares(double *out, const float *x, size_t n);
 void cpu_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1,
