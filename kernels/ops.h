@@ -89,15 +89,18 @@ struct Ops {
     void (*layernorm_modulate_backward)(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
                                         const float *mean, const float *rstd, const float *scale, int mod_stride, int B,
                                         int T, int D);
-    // out (B, T, D) = x + keep[b, t] * gate[b] * branch; gate rows at stride gate_stride; keep (B, T)
-    // is a per-token 0/1 mask (DyDiT's token gate), NULL meaning every token. out may alias x.
+    // out (B, T, D) = x + keep[b, t] * gate[b] * branch; gate rows at stride gate_stride; keep is a
+    // per-token 0/1 mask (DyDiT's token gate) with row b at b * keep_stride, NULL meaning every
+    // token. out may alias x.
     void (*gate_residual_forward)(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
-                                  const float *keep, int B, int T, int D);
+                                  const float *keep, int keep_stride, int B, int T, int D);
     // dbranch = keep * gate[b] * dout (overwrite); dgate[b] = sum_t keep * dout * branch (overwrite,
-    // stride gate_stride); dkeep (B, T) = sum_d dout * gate * branch (overwrite; may be NULL). The
-    // residual's own gradient is dout itself.
+    // stride gate_stride); dkeep[b, t] += sum_d dout * gate * branch (accumulates, like every mask
+    // gradient: the masks also receive the FLOPs term; may be NULL). The residual's own gradient is
+    // dout itself.
     void (*gate_residual_backward)(float *dbranch, float *dgate, float *dkeep, const float *dout, const float *gate,
-                                   const float *branch, int gate_stride, const float *keep, int B, int T, int D);
+                                   const float *branch, int gate_stride, const float *keep, int keep_stride, int B,
+                                   int T, int D);
     // Multi-head self-attention core. qkv (B, T, 3*H*hd) holds [q | k | v], each head-major
     // (feature which*H*hd + h*hd + d); out (B, T, H*hd) = softmax(q k^T / sqrt(hd)) v with heads
     // concatenated; probs (B, H, T, T) keeps the softmax for the backward.
@@ -110,12 +113,12 @@ struct Ops {
     // out = max(x, 0); din = dout * (x > 0) (din may alias dout).
     void (*relu_forward)(float *out, const float *x, size_t n);
     void (*relu_backward)(float *din, const float *dout, const float *x, size_t n);
-    // Straight-through Gumbel-sigmoid over logits (rows, cols): z = logits + noise (noise may be
-    // NULL: none); hard[r * hard_stride + c] = 1 if z > threshold else 0; soft (rows, cols) =
-    // sigmoid(z / tau) is kept for the backward, whose gradient is that of soft:
-    // dlogits = dhard * soft * (1 - soft) / tau (overwrite).
+    // Straight-through Gumbel-sigmoid over logits (rows, cols): z = logits + noise, noise row r at
+    // r * noise_stride (noise may be NULL: none); hard[r * hard_stride + c] = 1 if z > threshold
+    // else 0; soft (rows, cols) = sigmoid(z / tau) is kept for the backward, whose gradient is that
+    // of soft: dlogits = dhard * soft * (1 - soft) / tau (overwrite).
     void (*st_gate_forward)(float *hard, int hard_stride, float *soft, const float *logits, const float *noise,
-                            int rows, int cols, float tau, float threshold);
+                            int noise_stride, int rows, int cols, float tau, float threshold);
     void (*st_gate_backward)(float *dlogits, const float *dhard, int hard_stride, const float *soft, int rows,
                              int cols, float tau);
     // out (B, T, G * S) = x * mask[b * mask_stride + g] on channel g * S + s: the head mask after
@@ -123,8 +126,8 @@ struct Ops {
     // out may alias x.
     void (*group_mask_forward)(float *out, const float *x, const float *mask, int mask_stride, int B, int T, int G,
                                int S);
-    // dx = dout * mask (overwrite; dx may alias dout); dmask[b * mask_stride + g] = sum over t and
-    // the group's channels of dout * x (overwrite; NULL skips).
+    // dx = dout * mask (overwrite; dx may alias dout); dmask[b * mask_stride + g] += sum over t and
+    // the group's channels of dout * x (accumulates; NULL skips).
     void (*group_mask_backward)(float *dx, float *dmask, const float *dout, const float *x, const float *mask,
                                 int mask_stride, int B, int T, int G, int S);
     // Realised compute ratio per sample (SPEC 4.1) from hard masks head (B, L, H), chan (B, L, H),
@@ -173,6 +176,8 @@ struct Ops {
     void (*upsample_nearest2x)(float *out, const float *x, int B, int C, int H, int W);
     // out (B, cols, rows) = transpose of each x (B, rows, cols).
     void (*transpose)(float *out, const float *x, int B, int rows, int cols);
+    // out = min(max(x, lo), hi), n elements (the posterior's log-variance bounds). out may alias x.
+    void (*clamp)(float *out, const float *x, float lo, float hi, size_t n);
 
     // ---- optimisation (over flat parameter buffers) ----
     // *out = sum of x^2 over n elements, accumulated in double in fixed-size chunks.

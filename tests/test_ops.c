@@ -158,7 +158,7 @@ typedef struct {
 
 static double gate_loss(void *p) {
     GateCase *c = p;
-    cpu_gate_residual_forward(c->out, c->x, c->gate, c->branch, c->stride, c->keep, c->B, c->T, c->D);
+    cpu_gate_residual_forward(c->out, c->x, c->gate, c->branch, c->stride, c->keep, c->T, c->B, c->T, c->D);
     return dot_f64(c->out, c->R, (size_t)c->B * c->T * c->D);
 }
 
@@ -173,8 +173,8 @@ static void test_gate_residual(int with_keep) {
     // the op takes any per-token factor; the model passes 0/1, the check needs a continuous one
     c.keep = with_keep ? randn_new((size_t)c.B * c.T, 1, 47) : NULL;
     float *dbranch = zeros(n), *dgate = zeros((size_t)c.B * c.stride), *dkeep = zeros((size_t)c.B * c.T);
-    cpu_gate_residual_backward(dbranch, dgate, with_keep ? dkeep : NULL, c.R, c.gate, c.branch, c.stride, c.keep, c.B,
-                               c.T, c.D);
+    cpu_gate_residual_backward(dbranch, dgate, with_keep ? dkeep : NULL, c.R, c.gate, c.branch, c.stride, c.keep, c.T,
+                               c.B, c.T, c.D);
     const char *tag = with_keep ? "gate_residual_keep" : "gate_residual";
     char label[64];
     snprintf(label, sizeof(label), "%s.dbranch", tag);
@@ -210,6 +210,13 @@ static void test_group_mask(void) {
     cpu_group_mask_backward(dx, dmask, c.R, c.x, c.mask, c.stride, c.B, c.T, c.G, c.S);
     fd_directional("group_mask.dx", c.x, n, dx, group_mask_loss, &c, EPS, TOL, 93);
     fd_directional("group_mask.dmask", c.mask, (size_t)c.B * c.stride, dmask, group_mask_loss, &c, EPS, TOL, 94);
+    // mask gradients accumulate: a second backward doubles them
+    float *twice = malloc((size_t)c.B * c.stride * sizeof(float));
+    memcpy(twice, dmask, (size_t)c.B * c.stride * sizeof(float));
+    cpu_group_mask_backward(dx, twice, c.R, c.x, c.mask, c.stride, c.B, c.T, c.G, c.S);
+    int doubled = 1;
+    for (int i = 0; i < c.B * c.stride; i++) doubled &= twice[i] == 2 * dmask[i];
+    check_true(doubled, "group_mask.dmask_accumulates");
     // a 0/1 mask zeroes exactly its groups' channels
     for (int i = 0; i < c.B * c.stride; i++) c.mask[i] = (float)(i % 2);
     group_mask_loss(&c);
@@ -233,7 +240,7 @@ typedef struct {
 // <R, soft(logits)>: the straight-through backward must be the gradient of the soft value.
 static double soft_loss(void *p) {
     GateSoftCase *c = p;
-    cpu_st_gate_forward(c->hard, c->cols + 1, c->soft, c->logits, NULL, c->rows, c->cols, c->tau, 0.0f);
+    cpu_st_gate_forward(c->hard, c->cols + 1, c->soft, c->logits, NULL, 0, c->rows, c->cols, c->tau, 0.0f);
     return dot_f64(c->soft, c->R, (size_t)c->rows * c->cols);
 }
 
@@ -246,7 +253,7 @@ static void test_st_gate(void) {
     c.hard = zeros((size_t)c.rows * (c.cols + 1));
     float *noise = randn_new(n, 3, 102), *dhard = zeros((size_t)c.rows * (c.cols + 1)), *dlogits = zeros(n);
     for (int r = 0; r < c.rows; r++) c.hard[r * (c.cols + 1) + c.cols] = 7.0f; // outside the written columns
-    cpu_st_gate_forward(c.hard, c.cols + 1, c.soft, c.logits, noise, c.rows, c.cols, c.tau, 0.0f);
+    cpu_st_gate_forward(c.hard, c.cols + 1, c.soft, c.logits, noise, c.cols, c.rows, c.cols, c.tau, 0.0f);
     int ok = 1;
     for (int r = 0; r < c.rows; r++) {
         for (int k = 0; k < c.cols; k++) {
@@ -260,7 +267,7 @@ static void test_st_gate(void) {
     check_true(ok, "st_gate.forward_hard_and_soft");
     // eval mode: no noise, strict threshold (a zero logit is off)
     c.logits[0] = 0.0f;
-    cpu_st_gate_forward(c.hard, c.cols + 1, c.soft, c.logits, NULL, c.rows, c.cols, c.tau, 0.0f);
+    cpu_st_gate_forward(c.hard, c.cols + 1, c.soft, c.logits, NULL, 0, c.rows, c.cols, c.tau, 0.0f);
     check_true(c.hard[0] == 0.0f, "st_gate.zero_logit_is_off");
     for (int r = 0; r < c.rows; r++)
         for (int k = 0; k < c.cols; k++) dhard[r * (c.cols + 1) + k] = c.R[r * c.cols + k];

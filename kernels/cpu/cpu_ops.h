@@ -42,17 +42,18 @@ void cpu_layernorm_modulate_backward(float *dx, float *dshift, float *dscale, co
                                      const float *mean, const float *rstd, const float *scale, int mod_stride, int B,
                                      int T, int D);
 void cpu_gate_residual_forward(float *out, const float *x, const float *gate, const float *branch, int gate_stride,
-                               const float *keep, int B, int T, int D);
+                               const float *keep, int keep_stride, int B, int T, int D);
 void cpu_gate_residual_backward(float *dbranch, float *dgate, float *dkeep, const float *dout, const float *gate,
-                                const float *branch, int gate_stride, const float *keep, int B, int T, int D);
+                                const float *branch, int gate_stride, const float *keep, int keep_stride, int B, int T,
+                                int D);
 void cpu_attention_forward(float *out, float *probs, const float *qkv, int B, int T, int H, int hd);
 void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs, int B,
                             int T, int H, int hd);
 
 void cpu_relu_forward(float *out, const float *x, size_t n);
 void cpu_relu_backward(float *din, const float *dout, const float *x, size_t n);
-void cpu_st_gate_forward(float *hard, int hard_stride, float *soft, const float *logits, const float *noise, int rows,
-                         int cols, float tau, float threshold);
+void cpu_st_gate_forward(float *hard, int hard_stride, float *soft, const float *logits, const float *noise,
+                         int noise_stride, int rows, int cols, float tau, float threshold);
 void cpu_st_gate_backward(float *dlogits, const float *dhard, int hard_stride, const float *soft, int rows, int cols,
                           float tau);
 void cpu_group_mask_forward(float *out, const float *x, const float *mask, int mask_stride, int B, int T, int G, int S);
@@ -74,6 +75,13 @@ void cpu_randn(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint3
 void cpu_rand_logistic(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B, size_t n);
 
 // Convolutional layers (the SD VAE).
+void cpu_conv2d_forward(float *out, const float *x, const float *weight, const float *bias, int B, int Ci, int H, int W,
+                        int Co, int k, int stride, int pad_top, int pad_left, int pad_bottom, int pad_right);
+void cpu_group_norm_forward(float *out, const float *x, const float *gamma, const float *beta, int B, int C, size_t n,
+                            int groups, float eps, int silu);
+void cpu_upsample_nearest2x(float *out, const float *x, int B, int C, int H, int W);
+void cpu_transpose(float *out, const float *x, int B, int rows, int cols);
+void cpu_clamp(float *out, const float *x, float lo, float hi, size_t n);
 
 void cpu_sum_squares(double *out, const float *x, size_t n);
 void cpu_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1,

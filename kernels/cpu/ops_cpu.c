@@ -45,6 +45,11 @@ const Ops ops_cpu = {
     .randn = cpu_randn,
     .rand_logistic = cpu_rand_logistic,
     // convolutional layers (the SD VAE)
+    .conv2d_forward = cpu_conv2d_forward,
+    .group_norm_forward = cpu_group_norm_forward,
+    .upsample_nearest2x = cpu_upsample_nearest2x,
+    .transpose = cpu_transpose,
+    .clamp = cpu_clamp,
     .sum_squares = cpu_sum_squares,
     .adamw_update = cpu_adamw_update,
     .ema_update = cpu_ema_update,

@@ -15,14 +15,14 @@ void cpu_relu_backward(float *din, const float *dout, const float *x, size_t n) 
 }
 
 // hard = [z > threshold], soft = sigmoid(z / tau), z = logit + noise
-void cpu_st_gate_forward(float *hard, int hard_stride, float *soft, const float *logits, const float *noise, int rows,
-                         int cols, float tau, float threshold) {
+void cpu_st_gate_forward(float *hard, int hard_stride, float *soft, const float *logits, const float *noise,
+                         int noise_stride, int rows, int cols, float tau, float threshold) {
     const size_t work = (size_t)rows * cols;
 #pragma omp parallel for schedule(static) CPU_PARALLEL_IF(work)
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
             size_t i = (size_t)r * cols + c;
-            float z = logits[i] + (noise ? noise[i] : 0.0f);
+            float z = logits[i] + (noise ? noise[(size_t)r * noise_stride + c] : 0.0f);
             soft[i] = 1.0f / (1.0f + expf(-z / tau));
             hard[(size_t)r * hard_stride + c] = z > threshold ? 1.0f : 0.0f;
         }
@@ -65,7 +65,7 @@ void cpu_group_mask_backward(float *dx, float *dmask, const float *dout, const f
                     size_t at = ((size_t)b * T + t) * G * S + (size_t)g * S;
                     for (int s = 0; s < S; s++) acc += (double)dout[at + s] * x[at + s];
                 }
-                dmask[(size_t)b * mask_stride + g] = (float)acc;
+                dmask[(size_t)b * mask_stride + g] += (float)acc;
             }
     }
     cpu_group_mask_forward(dx, dout, mask, mask_stride, B, T, G, S);
