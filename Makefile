@@ -18,7 +18,7 @@ BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 else
 BLAS_LIBS = -lopenblas
 endif
-LDLIBS += $(BLAS_LIBS) -lm
+LDLIBS += $(BLAS_LIBS) -ljpeg -lpng -lz -lpthread -lm
 
 BUILD = build
 LIB_SRC = $(wildcard common/*.c kernels/cpu/*.c model/*.c optim/*.c data/*.c) $(filter-out train/main.c,$(wildcard train/*.c))

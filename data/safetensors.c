@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "data/half.h"
 #include "data/json.h"
 
 // Tensor bytes go between memory and disk unchanged, and safetensors is little-endian.
@@ -328,21 +329,6 @@ int st_read_bytes(const StFile *f, const StTensor *t, void *out, char *err, int 
     if (pread_full(f->fd, out, t->end - t->begin, f->data_start + t->begin, &why))
         return fail_at(err, err_size, f->path, "reading tensor '%s': %s", t->name, why);
     return 0;
-}
-
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
-    if (exponent == 0) {
-        float magnitude = (float)mantissa * 0x1p-24f; // zero or subnormal: mantissa * 2^-24 exactly
-        return sign ? -magnitude : magnitude;
-    }
-    if (exponent == 31)
-        bits = sign | 0x7F800000u | (mantissa << 13);
-    else
-        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-    float x;
-    memcpy(&x, &bits, sizeof(x));
-    return x;
 }
 
 static float bf16_to_float(uint16_t b) {

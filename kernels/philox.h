@@ -27,6 +27,9 @@ enum RandomPurpose {
     RNG_GUMBEL_MLP = 7,   // router noise, MLP channel groups
     RNG_GUMBEL_TOKEN = 8, // router noise, tokens
     RNG_SAMPLE = 9,       // sampler noise
+    RNG_FLIP = 10,        // loader: flip of a stored posterior; step = epoch, sample = dataset index
+    RNG_POSTERIOR = 11,   // VAE posterior epsilon per element; loader: step = epoch, sample = dataset index;
+                          // dydit encode's single stored sample: step = UINT32_MAX, sample = input item
 };
 
 typedef struct {
