@@ -88,13 +88,32 @@ int dit_config_validate(const DitConfig *c, char *why, int why_size) {
         FAIL("class dropout must be in [0, 1) (got %g)", c->class_dropout);
     if (c->frequency_size < 2 || c->frequency_size % 2)
         FAIL("frequency size must be even and at least 2 (got %d)", c->frequency_size);
+    if (c->dynamic && c->heads < 2)
+        FAIL("a DyDiT routes heads 1..H-1, so it needs at least 2 heads (got %d)", c->heads);
+    if (c->dynamic && dit_mlp_hidden(c) % c->heads)
+        FAIL("a DyDiT splits the MLP hidden width %d into %d channel groups: it must be divisible", dit_mlp_hidden(c),
+             c->heads);
+    if (c->router_input != ROUTER_INPUT_TIMESTEP && c->router_input != ROUTER_INPUT_CONDITION)
+        FAIL("unknown router input %d", c->router_input);
     return 0;
 }
 
 void dit_config_describe(const DitConfig *c, char *out, int size) {
     snprintf(out, (size_t)size,
-             "%s depth %d hidden %d heads %d (head_dim %d) patch %d input %dx%dx%d classes %d learn_sigma %d "
-             "mlp_ratio %g tokens %d",
-             dit_config_preset_name(c), c->depth, c->hidden, c->heads, dit_head_dim(c), c->patch, c->input_size,
-             c->input_size, c->in_channels, c->num_classes, c->learn_sigma, c->mlp_ratio, dit_tokens(c));
+             "%s%s depth %d hidden %d heads %d (head_dim %d) patch %d input %dx%dx%d classes %d learn_sigma %d "
+             "mlp_ratio %g tokens %d%s%s",
+             c->dynamic ? "Dy" : "", dit_config_preset_name(c), c->depth, c->hidden, c->heads, dit_head_dim(c),
+             c->patch, c->input_size, c->input_size, c->in_channels, c->num_classes, c->learn_sigma, c->mlp_ratio,
+             dit_tokens(c), c->dynamic ? ", width routers on the " : "",
+             c->dynamic ? router_input_name(c->router_input) : "");
+}
+
+const char *router_input_name(int router_input) {
+    return router_input == ROUTER_INPUT_CONDITION ? "condition" : "timestep";
+}
+
+int router_input_from_name(const char *name) {
+    if (!strcmp(name, "timestep")) return ROUTER_INPUT_TIMESTEP;
+    if (!strcmp(name, "condition")) return ROUTER_INPUT_CONDITION;
+    return -1;
 }

@@ -1,6 +1,10 @@
 // model/config.h: a DiT configuration, the presets, and the sizes derived from it.
 #pragma once
 
+// What DyDiT's width routers read (SPEC 3.2 is the timestep embedding; the conditioning
+// c = E_t + E_y is an experiment that makes widths depend on the class too).
+typedef enum { ROUTER_INPUT_TIMESTEP = 0, ROUTER_INPUT_CONDITION = 1 } RouterInput;
+
 typedef struct {
     int depth;           // L, number of blocks
     int hidden;          // D, width
@@ -13,6 +17,8 @@ typedef struct {
     float mlp_ratio;     // MLP hidden = mlp_ratio * D
     float class_dropout; // label dropout probability; > 0 adds the null class row
     int frequency_size;  // timestep frequency embedding size F
+    int dynamic;         // 1: DyDiT, with width routers and token routers in every block
+    int router_input;    // RouterInput of the width routers
 } DitConfig;
 
 // DiT-XL/2 at 256x256 (latent 32x32x4, 1000 classes): the defaults every preset starts from.
@@ -35,6 +41,11 @@ static inline int dit_patch_out(const DitConfig *c) { return c->patch * c->patch
 static inline int dit_label_rows(const DitConfig *c) { return c->num_classes + (c->class_dropout > 0.0f); }
 // Columns of the stacked adaLN output: 6D per block, then 2D for the final layer.
 static inline int dit_mod_width(const DitConfig *c) { return 6 * c->hidden * c->depth + 2 * c->hidden; }
+// DyDiT: the hidden width of a token router, D / 16 (at least 1).
+static inline int dit_token_router_hidden(const DitConfig *c) { return c->hidden / 16 > 0 ? c->hidden / 16 : 1; }
+// "timestep" / "condition", and back (-1 when unknown).
+const char *router_input_name(int router_input);
+int router_input_from_name(const char *name);
 
 // One line such as "DiT-S/4 depth 12 hidden 384 heads 6 patch 4 input 32x32x4 classes 10".
 void dit_config_describe(const DitConfig *cfg, char *out, int size);

@@ -199,3 +199,11 @@ void diffusion_sample_timesteps(int32_t *t, int B, int T, uint64_t seed, uint32_
     for (int b = 0; b < B; b++)
         t[b] = (int32_t)rng_below(rng_u32(seed, RNG_TIMESTEP, step, sample0 + (uint32_t)b, 0), (uint32_t)T);
 }
+
+void diffusion_sample_timesteps_stratified(int32_t *t, int B, int T, uint64_t seed, uint32_t step, uint32_t sample0) {
+    uint32_t quarter = (uint32_t)T / 4;
+    for (int b = 0; b < B; b++) {
+        uint32_t g = sample0 + (uint32_t)b;
+        t[b] = (int32_t)((g % 4) * quarter + rng_below(rng_u32(seed, RNG_TIMESTEP, step, g, 0), quarter));
+    }
+}

@@ -50,3 +50,7 @@ void diffusion_gather_coefs(const DiffusionSchedule *s, const int32_t *t, int B,
 // t (B): timesteps uniform in [0, T), sample b drawn from the stream (seed, RNG_TIMESTEP, step,
 // sample0 + b), so a slice of a global batch draws what the whole batch draws.
 void diffusion_sample_timesteps(int32_t *t, int B, int T, uint64_t seed, uint32_t step, uint32_t sample0);
+
+// DyDiT's stratified draw (SPEC 4.4): global sample g gets quarter g mod 4 and t uniform within it,
+// [q T/4, (q + 1) T/4), so every four consecutive samples cover the four quarters once. T >= 4.
+void diffusion_sample_timesteps_stratified(int32_t *t, int B, int T, uint64_t seed, uint32_t step, uint32_t sample0);

@@ -1,5 +1,9 @@
-// model/dit.h: the DiT network as a sequence of op calls (forward and hand-written backward).
-// Nothing here touches tensor memory: all buffers belong to the backend in `ops`.
+// model/dit.h: the DiT / DyDiT network as a sequence of op calls (forward and hand-written
+// backward). Nothing here touches tensor memory: all buffers belong to the backend in `ops`.
+//
+// A DyDiT (cfg.dynamic) runs in training form (SPEC 3.1, 3.8): every token and channel is
+// computed, and 0/1 masks from the routers switch heads, MLP channel groups and tokens' MLP
+// updates off, so that the routers receive gradients through the straight-through estimator.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +41,18 @@ typedef struct {
     float *lnf_out;             // (B, T, D)
     float *out_tokens;          // (B, T, p*p*C_out)
     float *out;                 // (B, C_out, H, W) the network output
+
+    // DyDiT only (NULL for a DiT). R = token-router hidden width, G = H channel groups of M / H.
+    float *noise_attn, *noise_mlp;    // (B, L, H-1) logistic router noise; callers fill it when noisy
+    float *noise_token;               // (B, L, T)
+    float *attn_logits, *attn_soft;   // (B, L, H-1) head-router logits and their sigmoid((z + g) / tau)
+    float *mlp_logits, *mlp_soft;     // (B, L, H-1) channel-group routers
+    float *head_mask, *chan_mask;     // (B, L, H) 0/1, column 0 always 1
+    float *token_hidden, *token_act;  // (L, B, T, R) token-router hidden layer, before and after ReLU
+    float *token_logits, *token_soft; // (L, B, T)
+    float *token_mask;                // (B, L, T) 0/1: the token's MLP update is kept
+    float *masked;                    // (B, T, max(D, M)) scratch: the masked attention or fc1 output
+    float *flops_ratio;               // (B) realised compute ratio of the attention and MLP blocks
 } DitActivations;
 
 // Gradient scratch for the backward, reused across blocks.
@@ -50,7 +66,30 @@ typedef struct {
     float *dprobs;               // (B, H, T, T)
     float *dmod;                 // (B, L*6D + 2D)
     float *dc_act, *dc, *dt_act; // (B, D)
+    float *demb_t;               // (B, D)
+
+    // DyDiT only
+    float *dflops;                     // (B) d loss / d flops_ratio[b]; callers fill it (see DitRouting)
+    float *dhead, *dchan;              // (B, L, H) gradients of the masks
+    float *dtoken;                     // (B, L, T)
+    float *dattn_logits, *dmlp_logits; // (B, L, H-1)
+    float *dtoken_logits;              // (B, T)
+    float *dtoken_act;                 // (B, T, R)
+    float *drouter_in, *drouter_tmp;   // (B, D) gradient reaching the width routers' input
 } DitGradients;
+
+// How a DyDiT forward treats its routers (ignored for a DiT).
+typedef struct {
+    int complete;       // 1: the complete path (SPEC 3.7): masks are computed but not applied, and the
+                        //    backward sends no gradient to the routers
+    int noisy;          // 1: add act.noise_* to the logits (training); 0: deterministic decisions
+    float tau;          // temperature of the straight-through gradient (SPEC 3.3: 5)
+    float threshold;    // a mask is on when logit + noise > threshold (SPEC: 0)
+    int flops_gradient; // 1: the backward adds grad.dflops through the realised FLOPs ratio
+} DitRouting;
+
+// Evaluation routing: deterministic decisions, tau 5, threshold 0, masks applied.
+DitRouting dit_routing_eval(void);
 
 typedef struct {
     DitConfig cfg;
@@ -64,6 +103,7 @@ typedef struct {
     size_t arena_bytes;
     DitActivations act;
     DitGradients grad;
+    DitRouting routing; // of the last forward; the backward follows it
 } DitModel;
 
 // Builds the table and allocates zeroed parameters and gradients on the backend.
@@ -75,6 +115,9 @@ size_t dit_activation_bytes(const DitConfig *cfg, int batch);
 void dit_model_plan(DitModel *m, int batch);
 
 // out = DiT(act.x, t, y) into act.out. t_host (B) timesteps (any real value), y_host (B) labels.
-void dit_forward(DitModel *m, const float *t_host, const int32_t *y_host, int B);
-// Given grad.dout, accumulates every parameter gradient into grads (after the same-B forward).
+// routing: how a DyDiT uses its routers (NULL: dit_routing_eval()); for a DyDiT the forward also
+// fills the masks and act.flops_ratio.
+void dit_forward(DitModel *m, const float *t_host, const int32_t *y_host, int B, const DitRouting *routing);
+// Given grad.dout (and grad.dflops when the forward's routing asked for the FLOPs gradient),
+// accumulates every parameter gradient into grads, after the same-B forward.
 void dit_backward(DitModel *m, int B);

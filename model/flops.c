@@ -22,6 +22,11 @@ double dit_forward_macs(const DitConfig *c) {
     return c->depth * (b.attention + b.mlp + b.adaln) + dit_outside_block_macs(c);
 }
 
+double dydit_router_macs(const DitConfig *c) {
+    double N = dit_tokens(c), D = c->hidden, R = dit_token_router_hidden(c), H = c->heads;
+    return c->depth * (N * (D * R + R) + 2.0 * (H - 1) * D);
+}
+
 size_t dit_param_count(const DitConfig *c) {
     TensorTable t = tensor_table_build(c);
     size_t n = t.total;

@@ -16,6 +16,9 @@ BlockMacs dit_block_macs(const DitConfig *cfg);
 double dit_outside_block_macs(const DitConfig *cfg);
 // One whole forward pass of one sample.
 double dit_forward_macs(const DitConfig *cfg);
-// Parameters including the frozen pos_embed, and the trainable ones.
+// DyDiT's routers per forward of one sample when they all run: every block's token router on all
+// N tokens (N (D R + R)) and both width routers (2 (H - 1) D); SPEC 5.5.
+double dydit_router_macs(const DitConfig *cfg);
+// Parameters including the frozen pos_embed (and a DyDiT's routers), and the trainable ones.
 size_t dit_param_count(const DitConfig *cfg);
 size_t dit_trainable_param_count(const DitConfig *cfg);

@@ -34,11 +34,20 @@ void dit_pos_embed_fill(const DitConfig *cfg, float *out) {
     free(row);
 }
 
-enum InitKind { INIT_ZERO, INIT_XAVIER, INIT_NORMAL_002, INIT_POS_EMBED };
+enum InitKind {
+    INIT_ZERO,
+    INIT_XAVIER,
+    INIT_NORMAL_002,
+    INIT_POS_EMBED,
+    INIT_WIDTH_ROUTER_BIAS,
+    INIT_TOKEN_ROUTER_BIAS
+};
 
 static enum InitKind init_kind(const TensorInfo *t) {
     const char *n = t->name;
     if (strcmp(n, "pos_embed") == 0) return INIT_POS_EMBED;
+    if (strstr(n, "_rate.router.bias")) return INIT_WIDTH_ROUTER_BIAS;
+    if (strstr(n, "token_selection.mlp_head.2.bias")) return INIT_TOKEN_ROUTER_BIAS;
     if (ends_with(n, ".bias")) return INIT_ZERO;
     if (strstr(n, "adaLN_modulation") || starts_with(n, "final_layer.linear")) return INIT_ZERO;
     if (starts_with(n, "y_embedder.") || starts_with(n, "t_embedder.")) return INIT_NORMAL_002;
@@ -56,6 +65,14 @@ void dit_init_host(const DitConfig *cfg, const TensorTable *table, float *host, 
         case INIT_POS_EMBED:
             dit_pos_embed_fill(cfg, p);
             break;
+        case INIT_WIDTH_ROUTER_BIAS:
+        case INIT_TOKEN_ROUTER_BIAS: {
+            // every head, group and token starts far on (SPEC 3.6): logistic noise exceeds 15 with
+            // probability ~3e-7, so fine-tuning starts from the full pretrained DiT
+            float bias = init_kind(t) == INIT_WIDTH_ROUTER_BIAS ? DYDIT_WIDTH_ROUTER_BIAS : DYDIT_TOKEN_ROUTER_BIAS;
+            for (size_t e = 0; e < t->numel; e++) p[e] = bias;
+            break;
+        }
         case INIT_NORMAL_002:
             for (size_t e = 0; e < t->numel; e++) p[e] = 0.02f * rng_normal(seed, RNG_INIT, 0, (uint32_t)i, e);
             break;
@@ -70,5 +87,15 @@ void dit_init_host(const DitConfig *cfg, const TensorTable *table, float *host, 
             break;
         }
         }
+    }
+}
+
+void dydit_set_router_biases(const TensorTable *table, float *host, float width, float token) {
+    for (int i = 0; i < table->count; i++) {
+        const TensorInfo *t = &table->tensors[i];
+        enum InitKind kind = init_kind(t);
+        if (kind != INIT_WIDTH_ROUTER_BIAS && kind != INIT_TOKEN_ROUTER_BIAS) continue;
+        float bias = kind == INIT_WIDTH_ROUTER_BIAS ? width : token;
+        for (size_t e = 0; e < t->numel; e++) host[t->offset + e] = bias;
     }
 }

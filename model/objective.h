@@ -1,6 +1,7 @@
-// model/objective.h: DiT's diffusion training objective on one batch (SPEC 2.2-2.3):
-// x_t = q_sample(x0, noise, t), out = DiT(x_t, t, y), per-sample mse and vb, and the gradient of
-// the weighted loss sum into every parameter.
+// model/objective.h: the diffusion training objective on one batch (SPEC 2.2-2.3), and DyDiT's
+// fine-tuning objective (SPEC 4.1, 4.3): x_t = q_sample(x0, noise, t), out = DiT(x_t, t, y),
+// per-sample mse and vb, for a DyDiT the FLOPs loss on the realised compute ratio and in stage 1
+// the complete path's loss, and the gradient of the weighted total into every parameter.
 #pragma once
 #include <stdint.h>
 
@@ -18,16 +19,33 @@ typedef struct {
     float *dloss;        // (B) weight of each sample in the total loss
 } Objective;
 
+// DyDiT's terms. The router noise, when used, is in the model's act.noise_* (the caller fills it).
 typedef struct {
-    double loss, mse, vb; // batch means
+    int stage;                 // 1: dynamic + complete path + FLOPs loss; 2: dynamic + FLOPs loss
+    float target;              // the FLOPs target of this step (lambda after its warm-up)
+    float flops_weight;        // weight of (mean F - target)^2 (SPEC 4.1: 2.0)
+    int flops_group_size;      // the FLOPs loss averages (mean_g F - target)^2 over groups of this many
+                               // samples (DDP squares each rank's mean); 0: one group, the whole batch
+    float tau, threshold;      // straight-through Gumbel-sigmoid
+    int noisy;                 // 1: the routers add act.noise_*; 0: deterministic decisions
+    const int32_t *y_complete; // (B) labels of the complete path in stage 1; NULL: y
+} DynamicTerms;
+
+typedef struct {
+    double loss;                              // total: mse + vb (+ complete) + flops_loss
+    double mse, vb;                           // batch means of the (dynamic) prediction's terms
+    double complete_mse, complete_vb;         // stage 1: the complete path's
+    double flops_loss, flops_ratio;           // DyDiT: the FLOPs term and mean_b F
+    double head_keep, group_keep, token_keep; // DyDiT: mean fraction of heads, channel groups, tokens on
 } LossTerms;
 
 void objective_create(Objective *o, const Ops *ops, const DitConfig *cfg, int capacity);
 void objective_destroy(Objective *o);
 
-// Runs the objective for timesteps t (B) and labels y (B) (after any label dropout). With
-// sample_weight != 0 it also adds sample_weight * d(mse[b] + vb[b])/d(params), summed over the
-// batch, into the model's gradients: 1/B gives the gradient of the batch mean, 1/(global batch)
-// that of a global mean in data parallelism. Returns the batch means of this batch.
+// Runs the objective for timestep indices t (B) of schedule s and labels y (B) (after any label
+// dropout). With sample_weight != 0 it also adds the gradient of
+//     sample_weight * sum_b (mse[b] + vb[b] [+ complete terms])  +  flops_loss
+// into the model's gradients: sample_weight 1/B gives the gradient of the batch mean. dyn must be
+// given for a DyDiT and NULL for a DiT. Returns this batch's terms.
 LossTerms objective_run(Objective *o, DitModel *m, const DiffusionSchedule *s, const int32_t *t, const int32_t *y,
-                        int B, float sample_weight);
+                        int B, float sample_weight, const DynamicTerms *dyn);

@@ -65,6 +65,18 @@ TensorTable tensor_table_build(const DitConfig *c) {
     add(&t, "final_layer.adaLN_modulation.1.bias", 1, SHAPE(2 * D));
     add(&t, "final_layer.linear.weight", 1, SHAPE(dit_patch_out(c), D));
     add(&t, "final_layer.linear.bias", 1, SHAPE(dit_patch_out(c)));
+    if (c->dynamic) {
+        // Each router kind stacked over layers, so one GEMM evaluates every block's router of a kind.
+        const int64_t H = c->heads, R = dit_token_router_hidden(c);
+        add_stacked(&t, (int)L, "attn_rate.router.weight", SHAPE(H - 1, D));
+        add_stacked(&t, (int)L, "attn_rate.router.bias", SHAPE(H - 1));
+        add_stacked(&t, (int)L, "mlp_rate.router.weight", SHAPE(H - 1, D));
+        add_stacked(&t, (int)L, "mlp_rate.router.bias", SHAPE(H - 1));
+        add_stacked(&t, (int)L, "token_selection.mlp_head.0.weight", SHAPE(R, D));
+        add_stacked(&t, (int)L, "token_selection.mlp_head.0.bias", SHAPE(R));
+        add_stacked(&t, (int)L, "token_selection.mlp_head.2.weight", SHAPE(1, R));
+        add_stacked(&t, (int)L, "token_selection.mlp_head.2.bias", SHAPE(1));
+    }
     return t;
 }
 
@@ -115,5 +127,15 @@ DitWeights dit_weights_bind(const TensorTable *table, float *base) {
         .final_w = at(table, base, "final_layer.linear.weight"),
         .final_b = at(table, base, "final_layer.linear.bias"),
     };
+    if (tensor_table_find(table, "blocks.0.attn_rate.router.weight")) {
+        w.attn_router_w = at(table, base, "blocks.0.attn_rate.router.weight");
+        w.attn_router_b = at(table, base, "blocks.0.attn_rate.router.bias");
+        w.mlp_router_w = at(table, base, "blocks.0.mlp_rate.router.weight");
+        w.mlp_router_b = at(table, base, "blocks.0.mlp_rate.router.bias");
+        w.token_fc1_w = at(table, base, "blocks.0.token_selection.mlp_head.0.weight");
+        w.token_fc1_b = at(table, base, "blocks.0.token_selection.mlp_head.0.bias");
+        w.token_fc2_w = at(table, base, "blocks.0.token_selection.mlp_head.2.weight");
+        w.token_fc2_b = at(table, base, "blocks.0.token_selection.mlp_head.2.bias");
+    }
     return w;
 }

@@ -53,6 +53,11 @@ typedef struct {
     float *fc2_w, *fc2_b;         // (L, D, M), (L, D)
     float *ada_w, *ada_b;         // (L*6D + 2D, D), (L*6D + 2D): every block, then the final layer
     float *final_w, *final_b;     // (p*p*C_out, D), (p*p*C_out)
+    // DyDiT only (NULL for a DiT); R = token-router hidden width
+    float *attn_router_w, *attn_router_b; // (L, H-1, D), (L, H-1)
+    float *mlp_router_w, *mlp_router_b;   // (L, H-1, D), (L, H-1)
+    float *token_fc1_w, *token_fc1_b;     // (L, R, D), (L, R)
+    float *token_fc2_w, *token_fc2_b;     // (L, 1, R), (L, 1)
 } DitWeights;
 
 DitWeights dit_weights_bind(const TensorTable *table, float *base);

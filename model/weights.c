@@ -123,12 +123,14 @@ enum {
     F_MLP_RATIO,
     F_CLASS_DROPOUT,
     F_FREQUENCY_SIZE,
+    F_DYNAMIC,
+    F_ROUTER_INPUT,
     F_COUNT
 };
 // Also the metadata keys.
 static const char *const field_names[F_COUNT] = {
     "depth",       "hidden",      "heads",     "patch",         "in_channels",    "input_size",
-    "num_classes", "learn_sigma", "mlp_ratio", "class_dropout", "frequency_size",
+    "num_classes", "learn_sigma", "mlp_ratio", "class_dropout", "frequency_size", "dynamic", "router_input",
 };
 static int field_is_float(int field) { return field == F_MLP_RATIO || field == F_CLASS_DROPOUT; }
 
@@ -253,6 +255,7 @@ static int learn_from_shapes(Facts *k, const StFile *f, Naming naming, int64_t *
     const StTensor *router = find_official(f, naming, "blocks.0.attn_rate.router.weight");
     if (router && router->ndim == 2 && learn(k, F_HEADS, (double)(router->shape[0] + 1), "the DyDiT router shape"))
         return -1;
+    if (router && learn(k, F_DYNAMIC, 1, "the DyDiT router tensors")) return -1;
     return 0;
 }
 
@@ -270,6 +273,14 @@ static int learn_from_metadata(Facts *k, const StFile *f) {
         if (!s) continue;
         double v;
         long l;
+        if (field == F_ROUTER_INPUT) {
+            int input = router_input_from_name(s);
+            if (input < 0)
+                return fail_at(k->err, k->err_size, k->path, "metadata router_input = '%s' is not timestep or condition",
+                               s);
+            if (learn(k, field, input, "metadata")) return -1;
+            continue;
+        }
         if (field_is_float(field) ? parse_double(s, &v) : parse_long(s, &l))
             return fail_at(k->err, k->err_size, k->path, "metadata %s = '%s' is not %s", field_names[field], s,
                            field_is_float(field) ? "a number" : "an integer");
@@ -299,6 +310,7 @@ static int learn_from_hints(Facts *k, const WeightsHints *h) {
     if (h->heads > 0 && learn(k, F_HEADS, h->heads, "--heads")) return -1;
     if (h->input_size > 0 && learn(k, F_INPUT_SIZE, h->input_size, "--input-size")) return -1;
     if (h->has_class_dropout && learn(k, F_CLASS_DROPOUT, h->class_dropout, "--class-dropout")) return -1;
+    if (h->has_router_input && learn(k, F_ROUTER_INPUT, h->router_input, "--router-input")) return -1;
     return 0;
 }
 
@@ -341,7 +353,7 @@ int weights_config(const StFile *f, const WeightsHints *hints, DitConfig *cfg, c
                        "--input-size N "
                        "(32 for 256x256 images)");
     for (int field = 0; field < F_COUNT; field++)
-        if (!field_is_float(field) && !(k.value[field] >= 0 && k.value[field] <= INT_MAX))
+        if (known(&k, field) && !field_is_float(field) && !(k.value[field] >= 0 && k.value[field] <= INT_MAX))
             return fail_at(err, err_size, k.path, "%s %g (from %s) is out of range", field_names[field], k.value[field],
                            k.from[field]);
     DitConfig c = {
@@ -356,6 +368,9 @@ int weights_config(const StFile *f, const WeightsHints *hints, DitConfig *cfg, c
         .mlp_ratio = (float)k.value[F_MLP_RATIO],
         .class_dropout = (float)k.value[F_CLASS_DROPOUT],
         .frequency_size = (int)k.value[F_FREQUENCY_SIZE],
+        // --dynamic turns a DiT into a DyDiT whose routers keep their initial values
+        .dynamic = (known(&k, F_DYNAMIC) && k.value[F_DYNAMIC] != 0) || (hints && hints->dynamic),
+        .router_input = known(&k, F_ROUTER_INPUT) ? (int)k.value[F_ROUTER_INPUT] : ROUTER_INPUT_TIMESTEP,
     };
     char why[200];
     if (dit_config_validate(&c, why, sizeof(why)))
@@ -506,12 +521,19 @@ static int load_tensor(const StFile *f, Naming naming, const TensorInfo *t, floa
     return 0;
 }
 
+static int is_router_tensor(const char *name) {
+    return strstr(name, ".attn_rate.") || strstr(name, ".mlp_rate.") || strstr(name, ".token_selection.");
+}
+
 int weights_load(const StFile *f, const DitConfig *cfg, const TensorTable *table, float *host, char *err,
                  int err_size) {
     Naming naming = NAMING_OFFICIAL;
     if (detect_naming(f, &naming, err, err_size) || check_unknown(f, naming, cfg, table, err, err_size)) return -1;
+    // A DiT turned into a DyDiT has no routers yet: all of them keep the values already in host.
+    int routers_in_file = find_official(f, naming, "blocks.0.attn_rate.router.weight") != NULL;
     for (int i = 0; i < table->count; i++) {
         const TensorInfo *t = &table->tensors[i];
+        if (!routers_in_file && is_router_tensor(t->name)) continue;
         int rc = strcmp(t->name, "pos_embed") == 0 ? load_pos_embed(f, naming, cfg, t, host + t->offset, err, err_size)
                                                    : load_tensor(f, naming, t, host + t->offset, err, err_size);
         if (rc) return -1;
@@ -533,6 +555,7 @@ int weights_load_file(const char *path, const WeightsHints *hints, DitConfig *cf
     if (rc == 0) {
         TensorTable t = tensor_table_build(&c);
         float *h = xmalloc(sizeof(float) * t.total);
+        dit_init_host(&c, &t, h, 0); // what a tensor the file may lack (DyDiT routers) starts from
         rc = weights_load(f, &c, &t, h, err, err_size);
         if (rc == 0) {
             *cfg = c, *table = t, *host = h;
@@ -575,6 +598,7 @@ static void write_config_metadata(StWriter *w, const DitConfig *c) {
         [F_NUM_CLASSES] = c->num_classes,
         [F_LEARN_SIGMA] = c->learn_sigma ? 1 : 0,
         [F_FREQUENCY_SIZE] = c->frequency_size,
+        [F_DYNAMIC] = c->dynamic ? 1 : 0,
     };
     char v[48];
     st_writer_meta(w, "format", WEIGHTS_FORMAT);
@@ -585,6 +609,8 @@ static void write_config_metadata(StWriter *w, const DitConfig *c) {
             format_float(c->mlp_ratio, v, sizeof(v));
         else if (field == F_CLASS_DROPOUT)
             format_float(c->class_dropout, v, sizeof(v));
+        else if (field == F_ROUTER_INPUT)
+            snprintf(v, sizeof(v), "%s", router_input_name(c->router_input));
         else
             snprintf(v, sizeof(v), "%d", ints[field]);
         st_writer_meta(w, field_names[field], v);

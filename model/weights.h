@@ -31,6 +31,9 @@ typedef struct {
     int input_size;        // latent height = width; 0: none
     int has_class_dropout; // 1: class_dropout is given
     float class_dropout;   // 0: the label table has no null row; > 0: it has one
+    int dynamic;           // 1: build a DyDiT; routers the file lacks keep their initialisation
+    int has_router_input;  // 1: router_input is given
+    int router_input;      // RouterInput of the width routers
 } WeightsHints;
 
 // Extra metadata written beside the configuration (e.g. {"step", "1000"}).
