@@ -11,6 +11,7 @@ steps=${4:-10}
 threads=${5:-$(nproc)}
 python=${PYTHON:-/usr/bin/python3}
 export OMP_NUM_THREADS=$threads
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # for both sides, as dydit runs by default
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -m), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "# command: bench/cpu_train_step.sh $model $size $batch $steps $threads"
 ours=$(build/bench/train_step "$model" "$size" "$batch" "$steps")

@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
         for (int b = 0; b < B; b++) y[b] = (int32_t)((step * B + b) % cfg.num_classes);
         ops->randn(obj.noise, 0, RNG_NOISE, step, step * (uint32_t)B, B, obj.sample_numel);
         ops->zero(m.grads, total * sizeof(float));
-        objective_run(&obj, &m, &sched, t, y, B, 1.0f / B);
+        objective_run(&obj, &m, &sched, t, y, B, 1.0f / B, NULL);
         double norm = optim_grad_norm(&opt, m.grads + first, trainable);
         optim_step(&opt, step, norm, m.params + first, m.grads + first, am, av, trainable);
         optim_ema_update(&opt, ema, m.params, total);

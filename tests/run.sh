@@ -5,6 +5,8 @@
 set -u
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# as dydit itself does (train/main.c): spinning OpenMP threads collapse under any other load
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 PYTHON=${PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/dydit-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT

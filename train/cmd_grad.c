@@ -2,6 +2,7 @@
 // tensors (no label dropout, no random draws): the parity interface of the training step.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/util.h"
 #include "data/safetensors.h"
@@ -11,58 +12,108 @@
 #include "train/model_options.h"
 #include "train/tensor_inputs.h"
 
+typedef struct {
+    const char *weights, *inputs, *out;
+    int stage;
+    double target, tau, flops_weight;
+} GradOptions;
+
+enum { GRAD_OWN_OPTIONS = 7 };
+
+// Router noise given in the inputs, uploaded into the model's noise buffers (missing ones are 0).
+// Returns 1 when any was given.
+static int read_router_noise(const StFile *in, DitModel *m, int64_t B) {
+    const DitConfig *c = &m->cfg;
+    int64_t L = c->depth, H = c->heads, T = dit_tokens(c);
+    const char *names[3] = {"gumbel_attn", "gumbel_mlp", "gumbel_token"};
+    float *dst[3] = {m->act.noise_attn, m->act.noise_mlp, m->act.noise_token};
+    int64_t shapes[3][3] = {{B, L, H - 1}, {B, L, H - 1}, {B, L, T}};
+    int any = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t n = (size_t)(shapes[i][0] * shapes[i][1] * shapes[i][2]);
+        if (!st_find(in, names[i])) {
+            m->ops->zero(dst[i], n * sizeof(float));
+            continue;
+        }
+        float *noise = input_floats(in, names[i], 3, shapes[i]);
+        m->ops->upload(dst[i], noise, n * sizeof(float));
+        free(noise);
+        any = 1;
+    }
+    return any;
+}
+
 int cmd_grad(int argc, char **argv) {
-    const char *weights = NULL, *inputs = NULL, *out_path = NULL;
+    GradOptions o = {.stage = 2, .target = 1.0, .tau = 5.0, .flops_weight = 2.0};
     HintOptions ho = {0};
-    Option options[3 + HINT_OPTION_COUNT] = {
-        {"weights", OPT_STRING, &weights, "weights file (safetensors)", NULL, 0},
-        {"inputs", OPT_STRING, &inputs, "x0, noise (B,C,H,W) f32, t (B) timesteps, y (B) labels", NULL, 0},
-        {"out", OPT_STRING, &out_path, "output file: loss, mse, vb and grad.<name> per parameter", NULL, 0},
+    Option options[GRAD_OWN_OPTIONS + HINT_OPTION_COUNT] = {
+        {"weights", OPT_STRING, &o.weights, "weights file (safetensors)", NULL, 0},
+        {"inputs", OPT_STRING, &o.inputs,
+         "x0, noise (B,C,H,W) f32, t (B), y (B); DyDiT: optional gumbel_attn/gumbel_mlp (B,L,H-1), gumbel_token "
+         "(B,L,N), y_complete (B)",
+         NULL, 0},
+        {"out", OPT_STRING, &o.out, "output: loss terms and grad.<name> per trainable parameter", NULL, 0},
+        {"stage", OPT_INT, &o.stage, "DyDiT: 1 adds the complete path's loss, 2 does not", NULL, 0},
+        {"target", OPT_FLOAT, &o.target, "DyDiT: the FLOPs ratio target", NULL, 0},
+        {"tau", OPT_FLOAT, &o.tau, "DyDiT: straight-through temperature", NULL, 0},
+        {"flops-weight", OPT_FLOAT, &o.flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0},
     };
-    hint_options_add(&ho, options, 3);
+    hint_options_add(&ho, options, GRAD_OWN_OPTIONS);
     OptionSet set = {"grad",
-                     "The diffusion training loss (batch mean of mse + vb) and the gradient of every trainable "
-                     "parameter, on given x0, noise, t and y (fp32, CPU).",
+                     "The training loss and the gradient of every trainable parameter on given x0, noise, t and y "
+                     "(fp32, CPU). A DiT's loss is the batch mean of mse + vb; a DyDiT's adds the FLOPs loss "
+                     "and, in stage 1, the complete path's mse + vb.",
                      "dydit grad --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors", options,
-                     3 + HINT_OPTION_COUNT};
+                     GRAD_OWN_OPTIONS + HINT_OPTION_COUNT};
     options_parse(&set, argc, argv);
-    if (!weights || !inputs || !out_path) die("--weights, --inputs and --out are required (see dydit grad --help)");
+    if (!o.weights || !o.inputs || !o.out) die("--weights, --inputs and --out are required (see dydit grad --help)");
+    if (o.stage != 1 && o.stage != 2) die("--stage must be 1 or 2 (got %d)", o.stage);
+    if (!(o.tau > 0)) die("--tau must be positive");
 
     DitModel m;
     WeightsHints hints = hint_options_hints(&ho, &set);
-    load_model(&m, weights, &hints, &ops_cpu);
+    load_model(&m, o.weights, &hints, &ops_cpu);
     const DitConfig *c = &m.cfg;
     DiffusionSchedule sched = diffusion_schedule_linear(1000);
 
     char err[1024];
-    StFile *in = st_open(inputs, err, sizeof(err));
+    StFile *in = st_open(o.inputs, err, sizeof(err));
     if (!in) die("%s", err);
     int64_t B = input_batch(in, "x0");
     int64_t shape[4] = {B, c->in_channels, c->input_size, c->input_size};
     float *x0 = input_floats(in, "x0", 4, shape), *noise = input_floats(in, "noise", 4, shape);
     float *tf = input_timesteps(in, "t", B, 1, sched.T);
     int32_t *y = input_labels(in, "y", B, dit_label_rows(c));
-    st_close(in);
+    int32_t *y_complete = st_find(in, "y_complete") ? input_labels(in, "y_complete", B, dit_label_rows(c)) : NULL;
     int32_t *t = xmalloc((size_t)B * sizeof(int32_t));
     for (int64_t b = 0; b < B; b++) t[b] = (int32_t)tf[b];
 
     dit_model_plan(&m, (int)B);
+    DynamicTerms dyn = {.stage = o.stage,
+                        .target = (float)o.target,
+                        .flops_weight = (float)o.flops_weight,
+                        .tau = (float)o.tau,
+                        .y_complete = y_complete};
+    if (c->dynamic) dyn.noisy = read_router_noise(in, &m, B);
+    st_close(in);
     Objective obj;
     objective_create(&obj, &ops_cpu, c, (int)B);
     size_t n = (size_t)(B * shape[1] * shape[2] * shape[3]);
     ops_cpu.upload(obj.x0, x0, n * sizeof(float));
     ops_cpu.upload(obj.noise, noise, n * sizeof(float));
     ops_cpu.zero(m.grads, m.table.total * sizeof(float));
-    LossTerms terms = objective_run(&obj, &m, &sched, t, y, (int)B, 1.0f / (float)B);
+    LossTerms terms = objective_run(&obj, &m, &sched, t, y, (int)B, 1.0f / (float)B, c->dynamic ? &dyn : NULL);
 
-    float scalars[3] = {(float)terms.loss, (float)terms.mse, (float)terms.vb};
+    const char *scalar_names[7] = {"loss", "mse", "vb", "flops_loss", "flops_ratio", "complete_mse", "complete_vb"};
+    float scalars[7] = {(float)terms.loss,       (float)terms.mse,         (float)terms.vb,
+                        (float)terms.flops_loss, (float)terms.flops_ratio, (float)terms.complete_mse,
+                        (float)terms.complete_vb};
+    int scalar_count = !c->dynamic ? 3 : o.stage == 1 ? 7 : 5;
     float *grads = xmalloc(m.table.total * sizeof(float));
     ops_cpu.download(grads, m.grads, m.table.total * sizeof(float));
     StWriter *w = st_writer_new();
     st_writer_meta(w, "format", "dydit-grad");
-    st_writer_add(w, "loss", ST_F32, 0, NULL, &scalars[0]);
-    st_writer_add(w, "mse", ST_F32, 0, NULL, &scalars[1]);
-    st_writer_add(w, "vb", ST_F32, 0, NULL, &scalars[2]);
+    for (int i = 0; i < scalar_count; i++) st_writer_add(w, scalar_names[i], ST_F32, 0, NULL, &scalars[i]);
     char **names = xcalloc((size_t)m.table.count, sizeof(char *));
     for (int i = 0; i < m.table.count; i++) {
         const TensorInfo *ti = &m.table.tensors[i];
@@ -70,7 +121,7 @@ int cmd_grad(int argc, char **argv) {
         names[i] = xasprintf("grad.%s", ti->name);
         st_writer_add(w, names[i], ST_F32, ti->ndim, ti->shape, grads + ti->offset);
     }
-    if (st_writer_save(w, out_path, err, sizeof(err))) die("%s", err);
+    if (st_writer_save(w, o.out, err, sizeof(err))) die("%s", err);
     st_writer_free(w);
     for (int i = 0; i < m.table.count; i++) free(names[i]);
     free(names);
@@ -80,6 +131,7 @@ int cmd_grad(int argc, char **argv) {
     free(tf);
     free(t);
     free(y);
+    free(y_complete);
     objective_destroy(&obj);
     diffusion_schedule_free(&sched);
     dit_model_destroy(&m);

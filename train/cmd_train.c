@@ -1,32 +1,42 @@
-// train/cmd_train.c: `dydit train`, options -> TrainConfig -> the training loop.
+// train/cmd_train.c: `dydit train`, options -> TrainConfig -> the training loop. Pretraining a
+// DiT and fine-tuning it into a DyDiT (--dynamic, or --init from DyDiT weights) share the command.
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
+#include "model/init.h"
+#include "model/reorder.h"
 #include "model/weights.h"
+#include "train/checkpoint.h"
 #include "train/commands.h"
 #include "train/model_options.h"
 #include "train/trainer.h"
 
 typedef struct {
     ModelOptions model;
-    const char *data, *init, *log, *out;
-    int synthetic_size, steps, batch, warmup, seed, log_every, threads, quiet;
+    const char *data, *init, *log, *out, *resume, *router_input;
+    int synthetic_size, steps, batch, warmup, seed, log_every, threads, quiet, checkpoint_every, keep_checkpoints;
     double lr, weight_decay, beta1, beta2, adam_eps, clip_grad_norm, skip_grad_norm, ema_decay;
+    int dynamic, stage, lambda_warmup, flops_group_size, stratified, reorder_heads;
+    double lambda, flops_weight, tau, tau_end, threshold, router_bias, token_router_bias;
 } TrainOptions;
 
-enum { TRAIN_OWN_OPTIONS = 20, TRAIN_OPTIONS = MODEL_OPTION_COUNT + TRAIN_OWN_OPTIONS };
+enum { TRAIN_OPTIONS_MAX = 64 };
 
-static void add_options(TrainOptions *o, Option *opts) {
+// Fills opts (room for TRAIN_OPTIONS_MAX) and returns how many there are.
+static int add_options(TrainOptions *o, Option *opts) {
     model_options_add(&o->model, opts, 0);
-    const Option own[TRAIN_OWN_OPTIONS] = {
-        {"data", OPT_STRING, &o->data, "'synthetic', or a safetensors file with latents (N,C,H,W) and labels (N)", NULL,
-         0},
+    const Option own[] = {
+        {"data", OPT_STRING, &o->data,
+         "'synthetic', a directory of latent shards (dydit encode), or one safetensors file with latents "
+         "(N,C,H,W) and labels (N)",
+         NULL, 0},
         {"synthetic-size", OPT_INT, &o->synthetic_size, "samples generated for --data synthetic", NULL, 0},
         {"init", OPT_STRING, &o->init, "start from these weights (the model shape comes from the file)", "DiT init", 0},
-        {"steps", OPT_INT, &o->steps, "training steps", NULL, 0},
+        {"resume", OPT_STRING, &o->resume, "continue from a checkpoint (or a run directory's latest)", NULL, 0},
+        {"steps", OPT_INT, &o->steps, "train until this many steps are done", NULL, 0},
         {"batch", OPT_INT, &o->batch, "samples per step", NULL, 0},
         {"lr", OPT_FLOAT, &o->lr, "AdamW learning rate", NULL, 0},
         {"warmup", OPT_INT, &o->warmup, "linear LR warm-up steps (0: constant LR)", NULL, 0},
@@ -38,28 +48,91 @@ static void add_options(TrainOptions *o, Option *opts) {
         {"skip-grad-norm", OPT_FLOAT, &o->skip_grad_norm, "skip the update when the global norm reaches this (0: off)",
          NULL, 0},
         {"ema-decay", OPT_FLOAT, &o->ema_decay, "EMA decay per step", NULL, 0},
+        {"stratified", OPT_INT, &o->stratified, "1: timesteps stratified over the 4 quarters of the schedule",
+         "1 for a DyDiT, else 0", 0},
         {"seed", OPT_INT, &o->seed, "seed of every random draw", NULL, 0},
         {"log-every", OPT_INT, &o->log_every, "steps between JSON log lines", NULL, 0},
         {"log", OPT_STRING, &o->log, "JSON-lines log file", "stdout", 0},
-        {"out", OPT_STRING, &o->out, "directory for model.safetensors and ema.safetensors", NULL, 0},
+        {"out", OPT_STRING, &o->out, "run directory: model.safetensors, ema.safetensors, checkpoints/", NULL, 0},
+        {"checkpoint-every", OPT_INT, &o->checkpoint_every, "steps between checkpoints (0: only at the end)", NULL, 0},
+        {"keep-checkpoints", OPT_INT, &o->keep_checkpoints, "how many checkpoints to keep", NULL, 0},
         {"threads", OPT_INT, &o->threads, "CPU threads (0: OpenMP's default)", NULL, 0},
         {"quiet", OPT_FLAG, &o->quiet, "no progress lines on stderr", NULL, 0},
+        // DyDiT
+        {"dynamic", OPT_FLAG, &o->dynamic, "DyDiT: add routers (to --init DiT weights, or a new model)", NULL, 0},
+        {"router-input", OPT_STRING, &o->router_input, "DyDiT: width routers read 'timestep' (E_t) or 'condition'",
+         "timestep", 0},
+        {"stage", OPT_INT, &o->stage, "DyDiT: 1 adds the complete model's loss (warm-up stage), 2 does not", NULL, 0},
+        {"lambda", OPT_FLOAT, &o->lambda, "DyDiT: target FLOPs ratio of the attention and MLP blocks", NULL, 0},
+        {"lambda-warmup", OPT_INT, &o->lambda_warmup,
+         "DyDiT: steps over which the target falls from 1 to lambda (always 1 for the first 100)", NULL, 0},
+        {"flops-weight", OPT_FLOAT, &o->flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0},
+        {"flops-group-size", OPT_INT, &o->flops_group_size,
+         "DyDiT: FLOPs loss averaged over groups of this many samples (0: the batch)", NULL, 0},
+        {"tau", OPT_FLOAT, &o->tau, "DyDiT: straight-through Gumbel-sigmoid temperature", NULL, 0},
+        {"tau-end", OPT_FLOAT, &o->tau_end, "DyDiT: temperature at the last step (linear schedule)", "--tau", 0},
+        {"threshold", OPT_FLOAT, &o->threshold, "DyDiT: a router keeps a unit when logit + noise > this", NULL, 0},
+        {"router-bias", OPT_FLOAT, &o->router_bias, "DyDiT: initial bias of new width routers", NULL, 0},
+        {"token-router-bias", OPT_FLOAT, &o->token_router_bias, "DyDiT: initial output bias of new token routers", NULL,
+         0},
+        {"reorder-heads", OPT_FLAG, &o->reorder_heads,
+         "DyDiT: order heads and MLP units by importance before fine-tuning (index 0 = most important)", NULL, 0},
     };
+    int count = (int)(sizeof(own) / sizeof(own[0]));
+    if (MODEL_OPTION_COUNT + count > TRAIN_OPTIONS_MAX) die("internal: too many train options");
     memcpy(opts + MODEL_OPTION_COUNT, own, sizeof(own));
+    return MODEL_OPTION_COUNT + count;
 }
 
-// The model shape: from --init's file (model options then only help read it), else the options.
+static int file_has_routers(const char *path) {
+    char err[512];
+    StFile *f = st_open(path, err, sizeof(err));
+    if (!f) die("%s", err);
+    int has = st_find(f, "blocks.0.attn_rate.router.weight") != NULL;
+    st_close(f);
+    return has;
+}
+
+// The model shape: from --resume's checkpoint or --init's file (model options then only help
+// read it), else from the options.
 static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, float **init_params) {
-    if (!o->init) {
-        *init_params = NULL;
-        return model_options_config(&o->model, set);
+    *init_params = NULL;
+    if (o->init && o->resume) die("--init and --resume exclude each other");
+    int router_input = router_input_from_name(o->router_input);
+    if (router_input < 0) die("--router-input must be 'timestep' or 'condition' (got '%s')", o->router_input);
+    int custom_biases = options_was_set(set, "router-bias") || options_was_set(set, "token-router-bias");
+    if (!o->init && !o->resume) {
+        DitConfig cfg = model_options_config(&o->model, set);
+        cfg.dynamic = o->dynamic;
+        cfg.router_input = router_input;
+        char why[256];
+        if (dit_config_validate(&cfg, why, sizeof(why))) die("invalid model: %s", why);
+        if (cfg.dynamic && custom_biases) {
+            TensorTable table = tensor_table_build(&cfg);
+            *init_params = xmalloc(table.total * sizeof(float));
+            dit_init_host(&cfg, &table, *init_params, (uint64_t)o->seed);
+            dydit_set_router_biases(&table, *init_params, (float)o->router_bias, (float)o->token_router_bias);
+            tensor_table_free(&table);
+        }
+        return cfg;
     }
+    if (custom_biases && (o->resume || file_has_routers(o->init)))
+        die("--router-bias and --token-router-bias set the biases of new routers; these weights already have routers");
     static const char *shape_only[] = {"depth",       "hidden",      "patch",    "in-channels",
                                        "num-classes", "learn-sigma", "mlp-ratio"};
+    const char *source = o->init ? "--init" : "--resume";
     for (size_t i = 0; i < sizeof(shape_only) / sizeof(shape_only[0]); i++)
         if (options_was_set(set, shape_only[i]))
-            die("--%s conflicts with --init: the model shape comes from the weights file", shape_only[i]);
-    WeightsHints hints = {0};
+            die("--%s conflicts with %s: the model shape comes from the weights", shape_only[i], source);
+    if (o->resume) {
+        LoadedCheckpoint ck;
+        char err[1024];
+        if (checkpoint_load(o->resume, &ck, err, sizeof(err))) die("%s", err);
+        DitConfig cfg = ck.cfg;
+        checkpoint_loaded_free(&ck);
+        return cfg;
+    }
+    WeightsHints hints = {.dynamic = o->dynamic};
     if (options_was_set(set, "model")) hints.model = o->model.model;
     if (options_was_set(set, "heads")) hints.heads = o->model.heads;
     if (options_was_set(set, "input-size")) hints.input_size = o->model.input_size;
@@ -67,12 +140,56 @@ static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, floa
         hints.has_class_dropout = 1;
         hints.class_dropout = (float)o->model.class_dropout;
     }
+    if (options_was_set(set, "router-input")) {
+        hints.has_router_input = 1;
+        hints.router_input = router_input;
+    }
     DitConfig cfg;
     TensorTable table;
     char err[1024];
     if (weights_load_file(o->init, &hints, &cfg, &table, init_params, err, sizeof(err))) die("%s", err);
+    if (o->reorder_heads) {
+        if (file_has_routers(o->init))
+            die("--reorder-heads orders a DiT before fine-tuning; %s already has trained routers", o->init);
+        dit_reorder_by_importance(&cfg, &table, *init_params);
+    }
+    if (cfg.dynamic && custom_biases)
+        dydit_set_router_biases(&table, *init_params, (float)o->router_bias, (float)o->token_router_bias);
     tensor_table_free(&table);
     return cfg;
+}
+
+static void fill_dydit(DyditTraining *d, const TrainOptions *o, const OptionSet *set) {
+    if (o->stage != 1 && o->stage != 2) die("--stage must be 1 or 2 (got %d)", o->stage);
+    if (!(o->lambda > 0 && o->lambda <= 1)) die("--lambda must be in (0, 1] (got %g)", o->lambda);
+    if (!(o->tau > 0)) die("--tau must be positive");
+    d->stage = o->stage;
+    d->lambda = o->lambda;
+    d->lambda_warmup = o->lambda_warmup;
+    d->flops_weight = o->flops_weight;
+    d->flops_group_size = o->flops_group_size;
+    d->tau = o->tau;
+    d->tau_end = options_was_set(set, "tau-end") ? o->tau_end : o->tau;
+    if (!(d->tau_end > 0)) die("--tau-end must be positive");
+    d->threshold = o->threshold;
+}
+
+static void fill_optim(OptimConfig *c, const TrainOptions *o) {
+    *c = optim_config_default();
+    c->lr = o->lr;
+    c->beta1 = o->beta1;
+    c->beta2 = o->beta2;
+    c->eps = o->adam_eps;
+    c->weight_decay = o->weight_decay;
+    c->warmup_steps = o->warmup;
+    c->ema_decay = o->ema_decay;
+    if (o->clip_grad_norm > 0) {
+        c->policy = GRAD_POLICY_CLIP;
+        c->max_grad_norm = o->clip_grad_norm;
+    } else if (o->skip_grad_norm > 0) {
+        c->policy = GRAD_POLICY_SKIP;
+        c->max_grad_norm = o->skip_grad_norm;
+    }
 }
 
 int cmd_train(int argc, char **argv) {
@@ -87,53 +204,63 @@ int cmd_train(int argc, char **argv) {
         .adam_eps = 1e-8,
         .ema_decay = 0.9999,
         .log_every = 10,
+        .keep_checkpoints = 3,
+        .router_input = "timestep",
+        .stage = 2,
+        .lambda = 0.5,
+        .flops_weight = 2.0,
+        .tau = 5.0,
+        .stratified = -1,
+        .router_bias = DYDIT_WIDTH_ROUTER_BIAS,
+        .token_router_bias = DYDIT_TOKEN_ROUTER_BIAS,
     };
-    Option opts[TRAIN_OPTIONS];
-    add_options(&o, opts);
-    OptionSet set = {"train", "Train a DiT with the diffusion objective (eps-MSE + VB), AdamW and EMA.",
-                     "dydit train [--config FILE] [options]", opts, TRAIN_OPTIONS};
+    Option opts[TRAIN_OPTIONS_MAX];
+    int count = add_options(&o, opts);
+    OptionSet set = {
+        "train",
+        "Train a DiT with the diffusion objective (eps-MSE + VB), AdamW and EMA, or fine-tune a DyDiT with "
+        "the FLOPs-constrained loss. One AdamW step per iteration, also in stage 1 (the official DyDiT "
+        "stage-1 script takes two by mistake).",
+        "dydit train [--config FILE] [options]", opts, count};
     options_parse(&set, argc, argv);
     if (o.clip_grad_norm > 0 && o.skip_grad_norm > 0) die("--clip-grad-norm and --skip-grad-norm exclude each other");
     if (o.log_every < 1) die("--log-every must be at least 1");
+    if (o.checkpoint_every < 0 || o.keep_checkpoints < 1) die("--checkpoint-every >= 0 and --keep-checkpoints >= 1");
+    if (o.resume && !o.out) die("--resume needs --out (where the continued run writes)");
     if (o.threads > 0) omp_set_num_threads(o.threads);
 
     TrainConfig tc = {0};
     float *init_params;
     tc.model = resolve_model(&o, &set, &init_params);
     tc.init_params = init_params;
+    if (o.reorder_heads && !o.init) die("--reorder-heads needs --init (the pretrained DiT to order)");
+    if (tc.model.dynamic) fill_dydit(&tc.dydit, &o, &set);
+    tc.stratified = o.stratified >= 0 ? o.stratified : tc.model.dynamic;
 
-    LatentSet data;
+    LatentSet data = {0};
     char err[1024];
     if (!strcmp(o.data, "synthetic")) {
         if (o.synthetic_size < 1) die("--synthetic-size must be at least 1");
         latent_set_synthetic(&data, o.synthetic_size, tc.model.in_channels, tc.model.input_size, tc.model.num_classes,
                              (uint64_t)o.seed);
-    } else if (latent_set_load(&data, o.data, err, sizeof(err))) {
-        die("%s", err);
+        tc.data = &data;
+    } else if (dir_exists(o.data)) {
+        tc.data_dir = o.data; // latent shards from dydit encode
+    } else {
+        if (latent_set_load(&data, o.data, err, sizeof(err))) die("%s", err);
+        tc.data = &data;
     }
 
-    tc.data = &data;
     tc.steps = o.steps;
     tc.batch = o.batch;
-    tc.optim = optim_config_default();
-    tc.optim.lr = o.lr;
-    tc.optim.beta1 = o.beta1;
-    tc.optim.beta2 = o.beta2;
-    tc.optim.eps = o.adam_eps;
-    tc.optim.weight_decay = o.weight_decay;
-    tc.optim.warmup_steps = o.warmup;
-    tc.optim.ema_decay = o.ema_decay;
-    if (o.clip_grad_norm > 0) {
-        tc.optim.policy = GRAD_POLICY_CLIP;
-        tc.optim.max_grad_norm = o.clip_grad_norm;
-    } else if (o.skip_grad_norm > 0) {
-        tc.optim.policy = GRAD_POLICY_SKIP;
-        tc.optim.max_grad_norm = o.skip_grad_norm;
-    }
+    fill_optim(&tc.optim, &o);
     tc.seed = (uint64_t)o.seed;
     tc.log_every = o.log_every;
     tc.log_path = o.log;
     tc.out_dir = o.out;
+    tc.checkpoint_every = o.checkpoint_every;
+    tc.keep_checkpoints = o.keep_checkpoints;
+    tc.resume = o.resume;
     tc.quiet = o.quiet;
     char *json = options_to_json(&set);
     tc.options_json = json;
@@ -142,9 +269,12 @@ int cmd_train(int argc, char **argv) {
         options_print(&set, stderr, "  ");
     }
     TrainSummary s = train_run(&tc);
-    if (!o.quiet)
-        fprintf(stderr, "done: loss %.4f -> %.4f (mean of first/last 10%%: %.4f -> %.4f), %.1f img/s, %ld skipped\n",
+    if (!o.quiet) {
+        fprintf(stderr, "done: loss %.4f -> %.4f (mean of first/last 10%%: %.4f -> %.4f), %.1f img/s, %ld skipped",
                 s.first_loss, s.last_loss, s.mean_first, s.mean_last, s.images_per_second, s.skipped);
+        if (tc.model.dynamic) fprintf(stderr, ", realised FLOPs ratio %.3f", s.flops_ratio_last);
+        fprintf(stderr, "\n");
+    }
     free(json);
     free(init_params);
     latent_set_free(&data);

@@ -1,7 +1,9 @@
-// train/trainer.h: the DiT training loop on an in-memory latent set (SPEC 2, 4.5): per step a
-// batch in the seeded epoch order, label dropout, uniform timesteps and noise from the
-// counter-based generator keyed by global sample index, one forward/backward, the gradient
-// policy, AdamW, EMA, a JSON log line, and final weights.
+// train/trainer.h: the training loop (SPEC 2, 4): per step a batch in the seeded epoch order,
+// label dropout, timesteps, diffusion noise and (DyDiT) router noise from the counter-based
+// generator keyed by global sample index; one forward/backward of the objective; the gradient
+// policy, one AdamW step (or none when skipped), EMA every step; JSON log lines; checkpoints;
+// final weights. DyDiT fine-tuning adds the FLOPs loss towards a warmed-up target, stage 1's
+// complete-path loss, and a straight-through temperature schedule.
 #pragma once
 #include <stdint.h>
 
@@ -10,26 +12,48 @@
 #include "optim/optimizer.h"
 
 typedef struct {
+    int stage;            // 1: dynamic + complete path + FLOPs loss; 2: dynamic + FLOPs loss
+    double lambda;        // target FLOPs ratio
+    long lambda_warmup;   // the target falls linearly from 1 to lambda over these steps (0: at once);
+                          // during the first 100 steps it is 1 regardless (SPEC 4.2)
+    double flops_weight;  // weight of (mean F - target)^2
+    int flops_group_size; // see DynamicTerms (0: the whole batch)
+    double tau, tau_end;  // straight-through temperature, linear from tau to tau_end over the run
+    double threshold;     // decision threshold of the routers
+} DyditTraining;
+
+typedef struct {
     DitConfig model;
     const float *init_params; // host weights to start from (table layout), or NULL for DiT's init
-    const LatentSet *data;
-    long steps;
+    const LatentSet *data;    // an in-memory set, or
+    const char *data_dir;     // a directory of latent shards
+    long steps;               // the run ends when this many steps are done (a resumed run continues)
     int batch;
+    int stratified; // timesteps stratified over the schedule's quarters (SPEC 4.4)
     OptimConfig optim;
+    DyditTraining dydit; // used when model.dynamic
     uint64_t seed;
     int log_every;            // a JSON line every this many steps (and the first and last)
-    const char *log_path;     // JSON lines file; NULL: stdout
-    const char *out_dir;      // model.safetensors and ema.safetensors go here; NULL: nothing written
-    const char *options_json; // the effective options, stored in the written files
+    const char *log_path;     // JSON lines file (appended to when resuming); NULL: stdout
+    const char *out_dir;      // weights and checkpoints go here; NULL: nothing written
+    long checkpoint_every;    // 0: a checkpoint only at the end
+    int keep_checkpoints;     // how many checkpoints to keep
+    const char *resume;       // a checkpoint or run directory to continue from, or NULL
+    const char *options_json; // the effective options, stored in what the run writes
     int quiet;                // no progress lines on stderr
 } TrainConfig;
 
 typedef struct {
-    double first_loss, last_loss; // batch losses of the first and the last step
-    double mean_first, mean_last; // mean loss over the first and the last 10% of the steps
+    double first_loss, last_loss; // total losses of the first and the last step run
+    double mean_first, mean_last; // mean total loss over the first and the last 10% of the steps run
+    double diffusion_last;        // mean (dynamic) mse + vb over the last 10% of the steps
+    double flops_ratio_last;      // DyDiT: mean realised FLOPs ratio over the last 10% of the steps
     long skipped;                 // updates cancelled by the gradient policy
     double images_per_second;
 } TrainSummary;
+
+// The FLOPs target of `step` (SPEC 4.2).
+double dydit_target_at(const DyditTraining *d, long step);
 
 // Runs the loop; exits with a one-line error on invalid input.
 TrainSummary train_run(const TrainConfig *tc);

@@ -1,0 +1,263 @@
+#include "train/checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "data/json.h"
+#include "data/safetensors.h"
+#include "model/weights.h"
+
+#define CHECKPOINT_FORMAT "dydit-checkpoint"
+#define CHECKPOINT_PREFIX "step-"
+
+// Writes text to path through a temporary file, fsync and rename.
+static void write_file_atomically(const char *path, const char *text) {
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    size_t len = strlen(text);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0)
+        die("cannot write %s: %s", path, strerror(errno));
+    free(tmp);
+}
+
+static void sync_directory(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = xasprintf("%s/%s", dir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// Deletes all but the newest `keep` step-* checkpoints (names sort by step: zero-padded).
+static void prune(const char *ckpt_dir, int keep) {
+    DIR *d = opendir(ckpt_dir);
+    if (!d) return;
+    char **names = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!starts_with(e->d_name, CHECKPOINT_PREFIX) || ends_with(e->d_name, ".tmp")) continue;
+        names = xrealloc(names, sizeof(char *) * (size_t)(n + 1));
+        names[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof(char *), compare_names);
+    for (int i = 0; i < n; i++) {
+        if (i < n - keep) {
+            char *p = xasprintf("%s/%s", ckpt_dir, names[i]);
+            remove_tree(p);
+            free(p);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+static void save_weights(const char *path, const DitConfig *cfg, const TensorTable *table, const float *host,
+                         long step) {
+    char text[32], err[1024];
+    snprintf(text, sizeof(text), "%ld", step);
+    WeightsMeta meta = {"step", text};
+    if (weights_save(path, cfg, table, host, &meta, 1, err, sizeof(err))) die("%s", err);
+}
+
+void checkpoint_save(const char *run_dir, const CheckpointState *state, const DitConfig *cfg, const TensorTable *table,
+                     const CheckpointTensors *t, const char *options_json, int keep) {
+    char *ckpt_dir = xasprintf("%s/checkpoints", run_dir);
+    char *final = xasprintf("%s/" CHECKPOINT_PREFIX "%07ld", ckpt_dir, state->step);
+    char *tmp = xasprintf("%s.tmp", final);
+    remove_tree(tmp);
+    if (make_dirs(tmp)) die("cannot create %s", tmp);
+
+    char *path = xasprintf("%s/model.safetensors", tmp);
+    save_weights(path, cfg, table, t->params, state->step);
+    free(path);
+    path = xasprintf("%s/ema.safetensors", tmp);
+    save_weights(path, cfg, table, t->ema, state->step);
+    free(path);
+
+    StWriter *w = st_writer_new();
+    int64_t shape[1] = {(int64_t)(table->total - table->trainable_begin)};
+    char text[32], err[1024];
+    snprintf(text, sizeof(text), "%ld", state->optimizer_step);
+    st_writer_meta(w, "format", CHECKPOINT_FORMAT);
+    st_writer_meta(w, "adam_step", text);
+    st_writer_add(w, "adam.m", ST_F32, 1, shape, t->adam_m);
+    st_writer_add(w, "adam.v", ST_F32, 1, shape, t->adam_v);
+    path = xasprintf("%s/optimizer.safetensors", tmp);
+    if (st_writer_save(w, path, err, sizeof(err))) die("%s", err);
+    st_writer_free(w);
+    free(path);
+
+    char *state_json = xasprintf("{\"format\": \"" CHECKPOINT_FORMAT "\", \"format_version\": 1, \"step\": %ld, "
+                                 "\"optimizer_step\": %ld, \"seed\": %llu, \"options\": %s}\n",
+                                 state->step, state->optimizer_step, (unsigned long long)state->seed,
+                                 options_json ? options_json : "{}");
+    path = xasprintf("%s/state.json", tmp);
+    write_file_atomically(path, state_json);
+    free(path);
+    free(state_json);
+    sync_directory(tmp);
+
+    remove_tree(final);
+    if (rename(tmp, final)) die("cannot rename %s to %s: %s", tmp, final, strerror(errno));
+    sync_directory(ckpt_dir);
+    char *latest = xasprintf("%s/latest", ckpt_dir), *name = xasprintf(CHECKPOINT_PREFIX "%07ld\n", state->step);
+    write_file_atomically(latest, name);
+    prune(ckpt_dir, keep > 0 ? keep : 1);
+    free(latest);
+    free(name);
+    free(ckpt_dir);
+    free(final);
+    free(tmp);
+}
+
+// A checkpoint directory itself, or the one a run directory's checkpoints/latest names.
+static char *resolve(const char *path) {
+    char *state = xasprintf("%s/state.json", path);
+    int direct = access(state, R_OK) == 0;
+    free(state);
+    if (direct) return xstrdup(path);
+    char *latest = xasprintf("%s/checkpoints/latest", path);
+    FILE *f = fopen(latest, "r");
+    free(latest);
+    if (!f) return NULL;
+    char name[256] = "";
+    if (!fgets(name, sizeof(name), f)) name[0] = '\0';
+    fclose(f);
+    name[strcspn(name, "\r\n")] = '\0';
+    if (!starts_with(name, CHECKPOINT_PREFIX) || strchr(name, '/')) return NULL;
+    return xasprintf("%s/checkpoints/%s", path, name);
+}
+
+static char *read_text(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *text = NULL;
+    size_t cap = 0, n = 0, got;
+    char buf[4096];
+    while ((got = fread(buf, 1, sizeof(buf), f)) > 0) {
+        if (n + got + 1 > cap) text = xrealloc(text, cap = 2 * (n + got + 1));
+        memcpy(text + n, buf, got);
+        n += got;
+    }
+    fclose(f);
+    if (!text) text = xcalloc(1, 1);
+    text[n] = '\0';
+    *len = n;
+    return text;
+}
+
+static int load_state(const char *dir, CheckpointState *st, char *err, int err_size) {
+    char *path = xasprintf("%s/state.json", dir);
+    size_t len;
+    char *text = read_text(path, &len);
+    int rc = -1;
+    if (!text) {
+        rc = fail_at(err, err_size, path, "cannot read");
+    } else {
+        char jerr[256];
+        JsonValue *v = json_parse(text, len, jerr, sizeof(jerr));
+        const JsonValue *format = v ? json_get(v, "format") : NULL, *step = v ? json_get(v, "step") : NULL;
+        const JsonValue *ostep = v ? json_get(v, "optimizer_step") : NULL, *seed = v ? json_get(v, "seed") : NULL;
+        if (!v)
+            rc = fail_at(err, err_size, path, "%s", jerr);
+        else if (!format || format->type != JSON_STRING || strcmp(format->u.string.data, CHECKPOINT_FORMAT))
+            rc = fail_at(err, err_size, path, "not a %s state file", CHECKPOINT_FORMAT);
+        else if (!step || step->type != JSON_INT || step->u.integer < 0 || !ostep || ostep->type != JSON_INT ||
+                 ostep->u.integer < 0 || !seed || seed->type != JSON_INT)
+            rc = fail_at(err, err_size, path, "step, optimizer_step or seed missing or not a non-negative integer");
+        else {
+            st->step = (long)step->u.integer;
+            st->optimizer_step = (long)ostep->u.integer;
+            st->seed = (uint64_t)seed->u.integer;
+            rc = 0;
+        }
+        json_free(v);
+    }
+    free(text);
+    free(path);
+    return rc;
+}
+
+static int load_moments(const char *dir, LoadedCheckpoint *c, char *err, int err_size) {
+    char *path = xasprintf("%s/optimizer.safetensors", dir);
+    StFile *f = st_open(path, err, err_size);
+    int rc = -1;
+    size_t n = c->table.total - c->table.trainable_begin;
+    if (f) {
+        const StTensor *m = st_find(f, "adam.m"), *v = st_find(f, "adam.v");
+        if (!m || !v || m->ndim != 1 || v->ndim != 1 || (size_t)m->shape[0] != n || (size_t)v->shape[0] != n)
+            rc = fail_at(err, err_size, path,
+                         "want 1-D tensors adam.m and adam.v of %zu elements (the model's "
+                         "trainable parameters)",
+                         n);
+        else {
+            c->adam_m = xmalloc(n * sizeof(float));
+            c->adam_v = xmalloc(n * sizeof(float));
+            rc = st_read_f32(f, m, c->adam_m, err, err_size) || st_read_f32(f, v, c->adam_v, err, err_size) ? -1 : 0;
+        }
+        st_close(f);
+    }
+    free(path);
+    return rc;
+}
+
+int checkpoint_load(const char *path, LoadedCheckpoint *c, char *err, int err_size) {
+    memset(c, 0, sizeof(*c));
+    char *dir = resolve(path);
+    if (!dir)
+        return fail_at(err, err_size, path,
+                       "neither a checkpoint (no state.json) nor a run directory with "
+                       "checkpoints/latest");
+    char *model = xasprintf("%s/model.safetensors", dir), *ema = xasprintf("%s/ema.safetensors", dir);
+    TensorTable ema_table;
+    DitConfig ema_cfg;
+    int rc = load_state(dir, &c->state, err, err_size);
+    if (!rc) rc = weights_load_file(model, NULL, &c->cfg, &c->table, &c->params, err, err_size);
+    if (!rc) {
+        rc = weights_load_file(ema, NULL, &ema_cfg, &ema_table, &c->ema, err, err_size);
+        if (!rc) {
+            if (ema_table.total != c->table.total) rc = fail_at(err, err_size, ema, "does not match model.safetensors");
+            tensor_table_free(&ema_table);
+        }
+    }
+    if (!rc) rc = load_moments(dir, c, err, err_size);
+    free(model);
+    free(ema);
+    free(dir);
+    if (rc) checkpoint_loaded_free(c);
+    return rc;
+}
+
+void checkpoint_loaded_free(LoadedCheckpoint *c) {
+    if (c->table.tensors) tensor_table_free(&c->table);
+    free(c->params);
+    free(c->ema);
+    free(c->adam_m);
+    free(c->adam_v);
+    memset(c, 0, sizeof(*c));
+}
