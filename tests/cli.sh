@@ -32,7 +32,7 @@ expect_ok() { # expect_ok NAME COMMAND...
 }
 
 expect_ok help ./dydit --help
-for cmd in train forward grad convert flops; do
+for cmd in train forward grad convert flops encode decode; do
     if ./dydit $cmd --help | grep -q '^usage: dydit '"$cmd"; then pass "help.$cmd"; else fail "help.$cmd" "no usage line"; fi
 done
 ./dydit >/dev/null 2>&1 && fail no_command "exited 0" || pass no_command
@@ -108,3 +108,61 @@ expect_error forward_truncated_weights "truncated.safetensors" ./dydit forward -
 expect_error grad_needs_x0 "no tensor 'x0'" ./dydit grad --weights "$work/run/model.safetensors" \
     --inputs "$work/forward_in.safetensors" --out "$work/o.safetensors"
 [ -e "$work/o.safetensors" ] && fail no_partial_outputs "a failed command left an output file" || pass no_partial_outputs
+
+# DyDiT: fine-tune the weights trained above, then use them
+expect_error complete_needs_dydit "--complete is for DyDiT weights" ./dydit forward --weights "$work/run/model.safetensors" \
+    --inputs "$work/forward_in.safetensors" --out "$work/o.safetensors" --complete
+expect_error reorder_needs_init "--reorder-heads needs --init" ./dydit train "${small[@]}" --dynamic --reorder-heads --steps 1
+expect_error resume_needs_out "--resume needs --out" ./dydit train --resume "$work/run" --steps 5
+expect_error bad_router_input "--router-input must be 'timestep' or 'condition'" ./dydit train "${small[@]}" --dynamic \
+    --router-input label --steps 1
+expect_ok dydit_train ./dydit train --init "$work/run/model.safetensors" --dynamic --reorder-heads --router-bias 2 \
+    --token-router-bias 3 --stage 1 --lambda 0.5 --data "$work/latents.safetensors" --steps 4 --batch 4 --log-every 1 \
+    --log "$work/dydit/log.jsonl" --out "$work/dydit" --quiet
+if "$python" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+keys = {"diffusion_loss", "complete_loss", "flops_loss", "target_ratio", "flops_ratio", "head_keep", "group_keep",
+        "token_keep", "updated"}
+sys.exit(0 if len(rows) == 4 and all(keys <= set(r) for r in rows) and rows[0]["target_ratio"] == 1.0 else 1)' \
+    "$work/dydit/log.jsonl"; then
+    pass dydit_json_log "diffusion, complete and FLOPs losses, target and realised ratio, keep rates"
+else
+    fail dydit_json_log "$(head -c 300 "$work/dydit/log.jsonl")"
+fi
+expect_error router_bias_on_dydit "set the biases of new routers" ./dydit train --init "$work/dydit/model.safetensors" \
+    --router-bias 1 --steps 1 --data "$work/latents.safetensors" --quiet
+expect_error reorder_trained_routers "already has trained routers" ./dydit train --init "$work/dydit/model.safetensors" \
+    --reorder-heads --steps 1 --data "$work/latents.safetensors" --quiet
+expect_ok dydit_resume ./dydit train --resume "$work/dydit" --stage 2 --data "$work/latents.safetensors" --steps 6 --log-every 1 \
+    --batch 4 --log "$work/dydit/log.jsonl" --out "$work/dydit" --quiet
+if [ "$(wc -l <"$work/dydit/log.jsonl")" -eq 6 ] && [ -f "$work/dydit/checkpoints/step-0000006/state.json" ]; then
+    pass dydit_resume_continues "steps 4 and 5 appended, checkpoint at 6"
+else
+    fail dydit_resume_continues "$(wc -l <"$work/dydit/log.jsonl") log lines"
+fi
+expect_ok dydit_forward ./dydit forward --weights "$work/dydit/ema.safetensors" --inputs "$work/forward_in.safetensors" \
+    --out "$work/dydit_forward.safetensors"
+if "$python" -c '
+import sys
+sys.path.insert(0, "tests/ref")
+import safetensors_np
+t, _ = safetensors_np.load(sys.argv[1])
+ok = t["attn_mask"].shape == (2, 1, 2) and t["token_mask"].shape == (2, 1, 16) and (t["attn_mask"][:, :, 0] == 1).all()
+sys.exit(0 if ok else 1)' "$work/dydit_forward.safetensors"; then
+    pass dydit_forward_masks "attn_mask (B,L,H), token_mask (B,L,N), head 0 on"
+else
+    fail dydit_forward_masks "unexpected mask tensors"
+fi
+if ./dydit flops --model DiT-XL/2 --dynamic | grep -q " 3295012 "; then pass flops_dynamic; else fail flops_dynamic "no router count"; fi
+
+# real data: Fashion-MNIST test split -> shards -> two training steps
+if [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+    expect_ok encode_fashion_mnist ./dydit encode --source fashion-mnist --split test --out "$work/fm" --quiet
+    expect_ok train_from_shards ./dydit train --data "$work/fm" --depth 1 --hidden 32 --heads 2 --patch 4 \
+        --in-channels 1 --input-size 32 --num-classes 10 --steps 2 --batch 8 --log /dev/null --quiet
+    expect_error shards_shape_mismatch "holds 1x32x32 latents but the model takes 4x32x32" ./dydit train --data "$work/fm" \
+        --depth 1 --hidden 32 --heads 2 --patch 4 --in-channels 4 --input-size 32 --num-classes 10 --steps 1 --quiet
+else
+    fail fashion_mnist "dataset-fashion-mnist is not installed"
+fi

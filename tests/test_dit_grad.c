@@ -34,7 +34,7 @@ static size_t out_numel(const DitModel *m, int B) {
 
 static double loss(void *p) {
     Ctx *c = p;
-    dit_forward(c->m, c->t, c->y, c->B);
+    dit_forward(c->m, c->t, c->y, c->B, NULL);
     return dot_f64(c->m->act.out, c->R, out_numel(c->m, c->B));
 }
 
@@ -61,7 +61,7 @@ int main(void) {
     fill_normal(m.act.x, nin, 1, 1);
     float t[3] = {0, 500, 999};
     int32_t y[3] = {0, 4, 5};
-    dit_forward(&m, t, y, B);
+    dit_forward(&m, t, y, B, NULL);
     size_t nout = out_numel(&m, B);
     double mx = 0;
     for (size_t i = 0; i < nout; i++) mx = fmax(mx, fabs(m.act.out[i]));
@@ -83,7 +83,7 @@ int main(void) {
     size_t per = nin / B;
     memcpy(x1, m.act.x + per, per * sizeof(float));
     memcpy(m.act.x, x1, per * sizeof(float));
-    dit_forward(&m, t + 1, y + 1, 1);
+    dit_forward(&m, t + 1, y + 1, 1, NULL);
     double diff = rel_error(m.act.out, out_all + nout / B, nout / B);
     check(diff < 1e-6, "dit.batch_independence", "rel %.2e", diff);
     // restore the batch input for the gradient checks

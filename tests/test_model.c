@@ -55,6 +55,33 @@ static void test_presets(void) {
           dit_forward_macs(&c) / 1e9);
 }
 
+// SPEC 1.2: router parameters per model size (any patch) and the DyDiT total at patch 2.
+static void test_dydit_counts(void) {
+    const struct {
+        const char *name;
+        size_t routers, total;
+    } rows[] = {{"DiT-S/2", 157380, 33120740},
+                {"DiT-B/2", 646548, 131158964},
+                {"DiT-L/2", 2313960, 460416776},
+                {"DiT-XL/2", 3295012, 678424644}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        DitConfig c = dit_config_default();
+        dit_config_apply_preset(&c, rows[i].name);
+        size_t plain = dit_param_count(&c);
+        c.dynamic = 1;
+        size_t total = dit_param_count(&c);
+        char label[64];
+        snprintf(label, sizeof(label), "preset.Dy%s", rows[i].name);
+        check(total == rows[i].total && total - plain == rows[i].routers, label, "routers %zu total %zu",
+              total - plain, total);
+    }
+    DitConfig c = dit_config_default(); // SPEC 5.5: XL/2 token routers 28 x 256 x (1152 x 72 + 72)
+    c.dynamic = 1;
+    double token = 28.0 * 256 * (1152.0 * 72 + 72), width = 28.0 * 2 * 15 * 1152;
+    check(fabs(dydit_router_macs(&c) - (token + width)) < 1, "preset.DyDiT-XL/2_router_macs", "%.4f GMACs",
+          dydit_router_macs(&c) / 1e9);
+}
+
 static void test_names_and_validation(void) {
     const char *good[] = {"DiT-XL/2", "dit-xl2", "XL/2", "dit_b_4", "DiT-S/8"};
     int ok = 1;
@@ -160,6 +187,7 @@ static void test_init(void) {
 
 int main(void) {
     test_presets();
+    test_dydit_counts();
     test_names_and_validation();
     test_init();
     return check_exit();

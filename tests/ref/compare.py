@@ -6,6 +6,7 @@ Error measure: ||out - ref|| / ||ref|| over the whole tensor (for one-element te
 |out - ref| / max(|ref|, 1e-12)). Norm-wise errors let float32 rounding average out while any
 wrong index, sign or scale shows up as an error of order one. Prints one PASS/FAIL line per
 reference tensor and the worst one; exits non-zero on any failure. Extra tensors in OUT are ignored.
+The DyDiT masks (attn_mask, mlp_mask, token_mask) are 0/1 decisions and must match exactly.
 """
 import argparse
 import os
@@ -17,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np  # noqa: E402
 
 TINY = 1e-12
+EXACT = ("attn_mask", "mlp_mask", "token_mask")  # compared element by element, no tolerance
 
 
 def relative_error(out, ref):
@@ -48,6 +50,14 @@ def compare(out, ref, tol, case):
         if not same_shape(got, expected):
             print(f"FAIL {label}: shape {list(got.shape)}, want {list(expected.shape)}")
             failures += 1
+            continue
+        if name in EXACT:
+            wrong = int(np.sum(got.astype(np.float64) != expected.astype(np.float64)))
+            if wrong:
+                print(f"FAIL {label}: {wrong} of {expected.size} values differ")
+                failures += 1
+            else:
+                print(f"PASS {label} (exact, {expected.size} values)")
             continue
         err = relative_error(got, expected)
         if not np.isfinite(err):
