@@ -269,6 +269,12 @@ static void test_st_gate(void) {
     c.logits[0] = 0.0f;
     cpu_st_gate_forward(c.hard, c.cols + 1, c.soft, c.logits, NULL, 0, c.rows, c.cols, c.tau, 0.0f);
     check_true(c.hard[0] == 0.0f, "st_gate.zero_logit_is_off");
+    // a threshold moves the decision, not the gradient's soft value
+    c.logits[0] = 0.5f;
+    cpu_st_gate_forward(c.hard, c.cols + 1, c.soft, c.logits, NULL, 0, c.rows, c.cols, c.tau, 1.0f);
+    float soft_at_threshold = c.soft[0];
+    cpu_st_gate_forward(c.hard + c.cols + 1, c.cols + 1, c.soft, c.logits, NULL, 0, 1, c.cols, c.tau, 0.0f);
+    check_true(c.hard[0] == 0.0f && c.hard[c.cols + 1] == 1.0f && c.soft[0] == soft_at_threshold, "st_gate.threshold");
     for (int r = 0; r < c.rows; r++)
         for (int k = 0; k < c.cols; k++) dhard[r * (c.cols + 1) + k] = c.R[r * c.cols + k];
     soft_loss(&c);

@@ -86,7 +86,7 @@ static void progress_text(const Progress *p, char *out, size_t size) {
     double rate = progress_rate(p);
     char eta[32];
     format_eta(rate > 0 ? (double)(p->total - p->done) / rate : 0, eta, sizeof(eta));
-    snprintf(out, size, "%lld/%lld images  %.0f img/s  ETA %s", (long long)p->done, (long long)p->total, rate, eta);
+    snprintf(out, size, "%lld/%lld images  %.3g img/s  ETA %s", (long long)p->done, (long long)p->total, rate, eta);
 }
 
 static void progress_draw(Progress *p, int force) {
@@ -381,7 +381,7 @@ int cmd_encode(int argc, char **argv) {
     printf("%s: %lld samples (%dx%dx%d %s, storage %s, encoder %s) in %d shards\n", o.out, (long long)index.count,
            layout.channels, layout.height, layout.width, st_dtype_name(layout.dtype),
            shard_storage_name(layout.storage), layout.encoder, shards);
-    printf("encoded %lld images in %.2f s (%.0f images/s); reused %d shards (%lld images); skipped %lld unreadable "
+    printf("encoded %lld images in %.2f s (%.3g images/s); reused %d shards (%lld images); skipped %lld unreadable "
            "images; ignored %lld non-image files\n",
            (long long)(n_items - en.skipped), seconds, seconds > 0 ? (double)n_items / seconds : 0.0, reused,
            (long long)reused_images, (long long)en.skipped, (long long)src.ignored);

@@ -20,10 +20,9 @@ double dydit_target_at(const DyditTraining *d, long step) {
     return d->lambda;
 }
 
-static double tau_at(const TrainConfig *tc, long step) {
-    const DyditTraining *d = &tc->dydit;
-    if (tc->steps <= 1 || d->tau_end == d->tau) return d->tau;
-    return d->tau + (d->tau_end - d->tau) * (double)step / (double)(tc->steps - 1);
+double dydit_tau_at(const DyditTraining *d, long step, long steps) {
+    if (steps <= 1 || d->tau_end == d->tau) return d->tau;
+    return d->tau + (d->tau_end - d->tau) * (double)step / (double)(steps - 1);
 }
 
 static DataSource *open_data(const TrainConfig *tc) {
@@ -160,7 +159,7 @@ static void log_step(FILE *log, const TrainConfig *tc, long step, const LossTerm
                 ",\"diffusion_loss\":%.6g,\"flops_loss\":%.6g,\"target_ratio\":%.6g,\"flops_ratio\":%.6g,"
                 "\"head_keep\":%.4g,\"group_keep\":%.4g,\"token_keep\":%.4g,\"tau\":%.4g",
                 l->mse + l->vb, l->flops_loss, target, l->flops_ratio, l->head_keep, l->group_keep, l->token_keep,
-                tau_at(tc, step));
+                dydit_tau_at(&tc->dydit, step, tc->steps));
         if (tc->dydit.stage == 1) fprintf(log, ",\"complete_loss\":%.6g", l->complete_mse + l->complete_vb);
     }
     fprintf(log, ",\"images_per_s\":%.4g,\"elapsed_s\":%.3f}\n", rate, elapsed);
@@ -220,7 +219,7 @@ TrainSummary train_run(const TrainConfig *tc) {
                                  .target = (float)target,
                                  .flops_weight = (float)tc->dydit.flops_weight,
                                  .flops_group_size = tc->dydit.flops_group_size,
-                                 .tau = (float)tau_at(tc, step),
+                                 .tau = (float)dydit_tau_at(&tc->dydit, step, tc->steps),
                                  .threshold = (float)tc->dydit.threshold,
                                  .noisy = 1,
                                  .y_complete = hb.y_complete};

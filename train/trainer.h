@@ -54,6 +54,8 @@ typedef struct {
 
 // The FLOPs target of `step` (SPEC 4.2).
 double dydit_target_at(const DyditTraining *d, long step);
+// The straight-through temperature of `step` in a run of `steps` steps.
+double dydit_tau_at(const DyditTraining *d, long step, long steps);
 
 // Runs the loop; exits with a one-line error on invalid input.
 TrainSummary train_run(const TrainConfig *tc);
