@@ -51,7 +51,8 @@ static int is_image_name(const char *name) {
     char ext[8];
     size_t n = strlen(dot + 1);
     if (n >= sizeof(ext)) return 0;
-    for (size_t i = 0; i <= n; i++) ext[i] = (char)tolower((unsigned char)dot[1 + i]);
+    for (size_t i = 0; i < n; i++) ext[i] = (char)tolower((unsigned char)dot[1 + i]);
+    ext[n] = '\0';
     return !strcmp(ext, "jpg") || !strcmp(ext, "jpeg") || !strcmp(ext, "png");
 }
 

@@ -28,6 +28,8 @@ enum DiffusionCoef {
     COEF_POSTERIOR_LOGVAR,         // clipped log posterior variance  (min_log)
     COEF_LOG_BETA,                 // log beta_t                      (max_log)
     COEF_IS_FIRST_STEP,            // 1.0 when t == 0 (decoder NLL instead of KL), else 0.0
+    COEF_ALPHA_BAR,                // abar_t                          DDIM
+    COEF_ALPHA_BAR_PREV,           // abar_{t-1} (1 at t = 0)         DDIM
     COEF_COUNT
 };
 
@@ -152,6 +154,34 @@ struct Ops {
     void (*diffusion_loss_backward)(float *dmodel_out, const float *dloss, const float *model_out, const float *x0,
                                     const float *xt, const float *noise, const float *coef, int B, int C, size_t n,
                                     int learn_sigma);
+
+    // ---- sampling (SPEC 2.5-2.7) ----
+    // model_out (2n, C_out, hw): rows [0, n) conditional, [n, 2n) unconditional. Rewrites rows
+    // [0, n): channels below `guided` become uncond + scale * (cond - uncond), the others keep the
+    // conditional values (DiT and DyDiT guide channels 0-2 only).
+    void (*cfg_combine)(float *model_out, int n, int C_out, size_t hw, int guided, float scale);
+    // One ancestral DDPM step: x_prev = mu + [t > 0] exp(logvar / 2) noise from the model output
+    // (B, C_out, hw) for x (B, C, hw): eps-parameterised mean, learned-range log variance (or DiT's
+    // fixed large variance without learned sigma). clip: the x0 prediction is clamped to [-1, 1]
+    // first (for data in that range; DiT's latents are not). coef (B, COEF_COUNT); x_prev may alias x.
+    void (*ddpm_step)(float *x_prev, const float *x, const float *model_out, const float *noise, const float *coef,
+                      int B, int C, size_t hw, int learn_sigma, int clip);
+    // One DDIM step with eta from the eps channels of the model output (eta 0: deterministic; noise
+    // may then be NULL); clip as for ddpm_step. x_prev may alias x.
+    void (*ddim_step)(float *x_prev, const float *x, const float *model_out, const float *noise, const float *coef,
+                      int B, int C, size_t hw, int learn_sigma, int clip, float eta);
+
+    // ---- DyDiT inference: narrowed and token-pruned layers (SPEC 5) ----
+    // out (R, k * S) = column blocks blocks[0..k) (each S wide) of in (R, G * S): packs the weight
+    // slices of active heads and channel groups (a row-block gather is the R = 1 case).
+    void (*gather_blocks)(float *out, const float *in, const int32_t *blocks, int R, int G, int S, int k);
+    // out (K, D) = modulate(LN(x[rows[i]]), shift[b], scale[b]), b = rows[i] / T: the kept tokens'
+    // MLP input, gathered from x (B * T, D); shift/scale rows at stride mod_stride.
+    void (*gather_layernorm_modulate)(float *out, const float *x, const int32_t *rows, const float *shift,
+                                      const float *scale, int mod_stride, int T, int K, int D);
+    // x[rows[i]] += gate[b] * branch[i], b = rows[i] / T, for K distinct rows; gate rows at gate_stride.
+    void (*gate_scatter_add)(float *x, const float *branch, const int32_t *rows, const float *gate, int gate_stride,
+                             int T, int K, int D);
 
     // ---- randomness ----
     // out (B, n): standard normals from the stream (seed, purpose, step, sample0 + b), element i.

@@ -191,6 +191,8 @@ void diffusion_gather_coefs(const DiffusionSchedule *s, const int32_t *t, int B,
         c[COEF_POSTERIOR_MEAN_XT] = (float)s->posterior_mean_coef2[k];
         c[COEF_POSTERIOR_LOGVAR] = (float)s->posterior_log_variance_clipped[k];
         c[COEF_LOG_BETA] = (float)s->log_betas[k];
+        c[COEF_ALPHA_BAR] = (float)s->alphas_cumprod[k];
+        c[COEF_ALPHA_BAR_PREV] = (float)s->alphas_cumprod_prev[k];
         c[COEF_IS_FIRST_STEP] = k == 0 ? 1.0f : 0.0f;
     }
 }

@@ -71,6 +71,17 @@ void cpu_diffusion_loss_backward(float *dmodel_out, const float *dloss, const fl
                                  const float *xt, const float *noise, const float *coef, int B, int C, size_t n,
                                  int learn_sigma);
 
+void cpu_cfg_combine(float *model_out, int n, int C_out, size_t hw, int guided, float scale);
+void cpu_ddpm_step(float *x_prev, const float *x, const float *model_out, const float *noise, const float *coef, int B,
+                   int C, size_t hw, int learn_sigma, int clip);
+void cpu_ddim_step(float *x_prev, const float *x, const float *model_out, const float *noise, const float *coef, int B,
+                   int C, size_t hw, int learn_sigma, int clip, float eta);
+void cpu_gather_blocks(float *out, const float *in, const int32_t *blocks, int R, int G, int S, int k);
+void cpu_gather_layernorm_modulate(float *out, const float *x, const int32_t *rows, const float *shift,
+                                   const float *scale, int mod_stride, int T, int K, int D);
+void cpu_gate_scatter_add(float *x, const float *branch, const int32_t *rows, const float *gate, int gate_stride, int T,
+                          int K, int D);
+
 void cpu_randn(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B, size_t n);
 void cpu_rand_logistic(float *out, uint64_t seed, uint32_t purpose, uint32_t step, uint32_t sample0, int B, size_t n);
 

@@ -42,6 +42,12 @@ const Ops ops_cpu = {
     .q_sample = cpu_q_sample,
     .diffusion_loss_forward = cpu_diffusion_loss_forward,
     .diffusion_loss_backward = cpu_diffusion_loss_backward,
+    .cfg_combine = cpu_cfg_combine,
+    .ddpm_step = cpu_ddpm_step,
+    .ddim_step = cpu_ddim_step,
+    .gather_blocks = cpu_gather_blocks,
+    .gather_layernorm_modulate = cpu_gather_layernorm_modulate,
+    .gate_scatter_add = cpu_gate_scatter_add,
     .randn = cpu_randn,
     .rand_logistic = cpu_rand_logistic,
     // convolutional layers (the SD VAE)
