@@ -2,7 +2,12 @@
 #include <stdio.h>
 
 #include "common/util.h"
+#include <stdlib.h>
+#include <string.h>
+
 #include "model/flops.h"
+#include "model/sampler.h"
+#include "train/load_model.h"
 #include "train/commands.h"
 #include "train/model_options.h"
 
@@ -27,21 +32,82 @@ static void print_row(const DitConfig *c) {
     printf("\n");
 }
 
+// The realised GMACs of a DyDiT checkpoint at every step of a sampling schedule: the widths follow
+// from the timestep alone, the token decisions from data, so a few samples are drawn with the
+// dynamic engine and their per-step compute averaged.
+static int realised_flops(const char *weights, const ModelOptions *mo, const OptionSet *set, int steps, int num,
+                          double cfg_scale, int seed) {
+    static const char *shape_only[] = {"depth",       "hidden",    "patch", "in-channels", "num-classes",
+                                       "learn-sigma", "mlp-ratio", "all",   "dynamic"};
+    for (size_t i = 0; i < sizeof(shape_only) / sizeof(shape_only[0]); i++)
+        if (options_was_set(set, shape_only[i])) die("--%s does not apply with --weights", shape_only[i]);
+    WeightsHints hints = {0};
+    if (options_was_set(set, "model")) hints.model = mo->model;
+    if (options_was_set(set, "heads")) hints.heads = mo->heads;
+    if (options_was_set(set, "input-size")) hints.input_size = mo->input_size;
+    DitModel m;
+    load_model(&m, weights, &hints, &ops_cpu);
+    const DitConfig *c = &m.cfg;
+    if (!c->dynamic) die("%s is a DiT: its compute is the static count (dydit flops --model ...)", weights);
+    char spacing[32];
+    snprintf(spacing, sizeof(spacing), "%d", steps);
+    SamplerConfig sc = {
+        .kind = SAMPLER_DDPM, .spacing = spacing, .cfg_scale = (float)cfg_scale, .seed = (uint64_t)seed};
+    Sampler *s = sampler_create(&m, &sc, num, 1);
+    int S = sampler_steps(s);
+    SamplerStepStats *stats = xcalloc((size_t)S, sizeof(SamplerStepStats));
+    int32_t *y = xmalloc(sizeof(int32_t) * (size_t)num);
+    for (int i = 0; i < num; i++) y[i] = i % c->num_classes;
+    float *x = ops_cpu.alloc((size_t)num * c->in_channels * c->input_size * c->input_size * sizeof(float));
+    SamplerRecord record = {.stats = stats};
+    sampler_run(s, y, num, 0, x, &record);
+    printf("%6s %9s %10s %8s %8s %8s %8s\n", "step", "timestep", "GMACs", "ratio", "heads", "groups", "tokens");
+    double mean = 0;
+    for (int i = 0; i < S; i++) {
+        const SamplerStepStats *r = &stats[i];
+        printf("%6d %9d %10.4f %8.4f %8.4f %8.4f %8.4f\n", i, r->timestep, r->macs_per_row / 1e9,
+               r->macs_per_row / r->static_macs_per_row, r->head_keep, r->group_keep, r->token_keep);
+        mean += r->macs_per_row / S;
+    }
+    printf("average %.4f GMACs per image-forward over %d steps and %d samples; static %.4f (ratio %.4f)\n", mean / 1e9,
+           S, num, stats[0].static_macs_per_row / 1e9, mean / stats[0].static_macs_per_row);
+    ops_cpu.release(x);
+    free(y);
+    free(stats);
+    sampler_destroy(s);
+    dit_model_destroy(&m);
+    return 0;
+}
+
 int cmd_flops(int argc, char **argv) {
     ModelOptions mo = {0};
-    int all = 0, dynamic = 0;
-    Option options[MODEL_OPTION_COUNT + 2];
+    const char *weights = NULL;
+    int all = 0, dynamic = 0, steps = 250, num = 4, seed = 0;
+    double cfg_scale = 1.5;
+    enum { OWN = 7 };
+    Option options[MODEL_OPTION_COUNT + OWN];
     model_options_add(&mo, options, 0);
-    options[MODEL_OPTION_COUNT] =
-        (Option){"all", OPT_FLAG, &all, "every preset S/B/L/XL x 2/4/8 at the given size", NULL, 0};
-    options[MODEL_OPTION_COUNT + 1] =
-        (Option){"dynamic", OPT_FLAG, &dynamic, "DyDiT: add the routers' parameters and MACs", NULL, 0};
+    const Option own[OWN] = {
+        {"all", OPT_FLAG, &all, "every preset S/B/L/XL x 2/4/8 at the given size", NULL, 0},
+        {"dynamic", OPT_FLAG, &dynamic, "DyDiT: add the routers' parameters and MACs", NULL, 0},
+        {"weights", OPT_STRING, &weights, "a DyDiT checkpoint: realised GMACs per sampling timestep", NULL, 0},
+        {"steps", OPT_INT, &steps, "with --weights: sampling steps of the schedule", NULL, 0},
+        {"num", OPT_INT, &num, "with --weights: samples whose token decisions are averaged", NULL, 0},
+        {"cfg-scale", OPT_FLOAT, &cfg_scale, "with --weights: guidance scale of the sampling run", NULL, 0},
+        {"seed", OPT_INT, &seed, "with --weights: seed of the sampling run", NULL, 0},
+    };
+    memcpy(options + MODEL_OPTION_COUNT, own, sizeof(own));
     OptionSet set = {"flops",
                      "Parameters and forward GMACs (multiply-adds, as the DiT papers count them), and the per-block "
-                     "attention and MLP MACs that DyDiT's FLOPs loss weighs.",
-                     "dydit flops [--model DiT-XL/2 | --depth ... ] [--all] [--dynamic]", options,
-                     MODEL_OPTION_COUNT + 2};
+                     "attention and MLP MACs that DyDiT's FLOPs loss weighs; with --weights, the realised GMACs of a "
+                     "DyDiT at every step of a sampling schedule.",
+                     "dydit flops [--model DiT-XL/2 | --depth ... ] [--all] [--dynamic] | --weights W [--steps 250]",
+                     options, MODEL_OPTION_COUNT + OWN};
     options_parse(&set, argc, argv);
+    if (weights) {
+        if (steps < 1 || num < 1) die("--steps and --num must be at least 1");
+        return realised_flops(weights, &mo, &set, steps, num, cfg_scale, seed);
+    }
     DitConfig base = model_options_config(&mo, &set);
     base.dynamic = dynamic;
     char why[256];

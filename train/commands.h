@@ -9,3 +9,4 @@ int cmd_convert(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
+int cmd_sample(int argc, char **argv);

@@ -15,6 +15,7 @@ typedef struct {
 static const Command commands[] = {
     {"encode", cmd_encode, "images (folders of JPEG/PNG, Fashion-MNIST) -> latent shards"},
     {"decode", cmd_decode, "latents -> images through the SD VAE decoder"},
+    {"sample", cmd_sample, "DDPM / DDIM sampling with guidance; a DyDiT really skips work; PNG grid, npz"},
     {"train", cmd_train, "train a DiT on latents (in memory, a shard, or generated)"},
     {"forward", cmd_forward, "one forward pass on tensors from a safetensors file (parity, debugging)"},
     {"grad", cmd_grad, "one training loss and every gradient on given tensors (parity, debugging)"},
