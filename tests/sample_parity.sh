@@ -61,4 +61,48 @@ else
     echo "FAIL sample.npz_and_grid: $(tail -n 2 "$work/out.log")"
     status=1
 fi
+
+# one-line errors
+expect_error() { # expect_error NAME WORDS COMMAND...
+    local name=$1 words=$2
+    shift 2
+    if ! "$@" >"$work/err.out" 2>"$work/err.txt" && [ "$(wc -l <"$work/err.txt")" -eq 1 ] &&
+        grep -qF -- "$words" "$work/err.txt"; then
+        echo "PASS sample.$name ($(head -c 90 "$work/err.txt"))"
+    else
+        echo "FAIL sample.$name: $(head -c 200 "$work/err.txt")"
+        status=1
+    fi
+}
+W="$work/model/weights.safetensors"
+expect_error needs_output "nothing to write" ./dydit sample --weights "$W"
+expect_error bad_class "--classes: '9' is not a class in [0, 5)" ./dydit sample --weights "$W" --classes 1,9 --npz x.npz
+expect_error dynamic_needs_dydit "need DyDiT weights" ./dydit sample --weights "$W" --dynamic --npz "$work/x.npz"
+expect_error trace_one_batch "--trace records one batch" ./dydit sample --weights "$W" --num 4 --batch 2 \
+    --latents "$work/l.st" --trace "$work/t.st"
+expect_error bad_spacing "sampling steps 'ddim7x'" ./dydit sample --weights "$W" --spacing ddim7x --npz "$work/x.npz"
+"$python" tests/ref/make_case.py --out "$work/latent" --depth 1 --hidden 32 --heads 2 --patch 2 --input-size 4 \
+    --in-channels 4 --num-classes 3 --batch 1 --seed 23 >/dev/null
+expect_error latent_needs_vae "needs --vae" ./dydit sample --weights "$work/latent/weights.safetensors" \
+    --grid "$work/x.png"
+
+# a DyDiT samples with its dynamic engine and draws its masks and compute per timestep
+"$python" tests/ref/make_case.py --out "$work/dydit" --dydit --depth 2 --hidden 48 --heads 3 --patch 2 --input-size 8 \
+    --in-channels 3 --num-classes 5 --batch 2 --seed 24 >/dev/null
+if ./dydit sample --weights "$work/dydit/weights.safetensors" --num 3 --steps 6 --grid "$work/d.png" \
+    --save-masks "$work/masks" --quiet >"$work/d.log" 2>&1 && grep -q "ratio" "$work/d.log" &&
+    [ "$(wc -l <"$work/masks/flops.csv")" -eq 7 ] && [ -s "$work/masks/flops.png" ] &&
+    [ -s "$work/masks/token_masks.png" ]; then
+    echo "PASS sample.dydit_masks_and_flops ($(tail -n 1 "$work/d.log" | cut -c1-100))"
+else
+    echo "FAIL sample.dydit_masks_and_flops: $(tail -n 2 "$work/d.log")"
+    status=1
+fi
+if ./dydit flops --weights "$work/dydit/weights.safetensors" --steps 5 --num 2 >"$work/f.log" 2>&1 &&
+    grep -q "^average" "$work/f.log" && [ "$(grep -c '^ *[0-9]' "$work/f.log")" -eq 5 ]; then
+    echo "PASS sample.flops_per_timestep ($(grep '^average' "$work/f.log" | cut -c1-90))"
+else
+    echo "FAIL sample.flops_per_timestep: $(tail -n 2 "$work/f.log")"
+    status=1
+fi
 exit $status
