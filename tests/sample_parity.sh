@@ -76,7 +76,10 @@ expect_error() { # expect_error NAME WORDS COMMAND...
 }
 W="$work/model/weights.safetensors"
 expect_error needs_output "nothing to write" ./dydit sample --weights "$W"
-expect_error bad_class "--classes: '9' is not a class in [0, 5)" ./dydit sample --weights "$W" --classes 1,9 --npz x.npz
+expect_error bad_class "--classes: '9' is not a class in [0, 5)" ./dydit sample --weights "$W" --classes 1,9 \
+    --npz "$work/x.npz"
+if ls "$work"/x.npz* >/dev/null 2>&1; then echo "FAIL sample.no_output_after_error"; status=1; else
+    echo "PASS sample.no_output_after_error"; fi
 expect_error dynamic_needs_dydit "need DyDiT weights" ./dydit sample --weights "$W" --dynamic --npz "$work/x.npz"
 expect_error trace_one_batch "--trace records one batch" ./dydit sample --weights "$W" --num 4 --batch 2 \
     --latents "$work/l.st" --trace "$work/t.st"

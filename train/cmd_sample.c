@@ -180,13 +180,13 @@ int cmd_sample(int argc, char **argv) {
     if (o.grid && png_grid_size(o.num, side, side, o.per_row, 2, &grid_w, &grid_h))
         die("--grid: %d images of %dx%d in rows of %d make too large a picture; write --npz", o.num, side, side,
             o.per_row);
+    int32_t *y = choose_labels(&o, c->num_classes); // before any output file exists
     NpzWriter *npz = NULL;
     if (o.npz) {
         int64_t shape[4] = {o.num, side, side, 3};
         if (!(npz = npz_open(o.npz, 4, shape, 0, err, sizeof(err)))) die("%s", err);
     }
 
-    int32_t *y = choose_labels(&o, c->num_classes);
     size_t numel = (size_t)c->in_channels * c->input_size * c->input_size, image_bytes = (size_t)side * side * 3;
     float *x = ops_cpu.alloc((size_t)batch * numel * sizeof(float));
     float *all_latents = o.latents ? xmalloc((size_t)o.num * numel * sizeof(float)) : NULL;
