@@ -19,18 +19,36 @@ typedef struct {
     float *dloss;        // (B) weight of each sample in the total loss
 } Objective;
 
+// Where one call's B samples sit in the step's FLOPs groups when a step's batch is split over ranks
+// and micro-batches; all zero when the call holds the whole batch. A group's mean F must be known
+// before the backward: it is either given (`group_means`, from a forward-only pass over the
+// micro-batches, objective_flops_ratios) or completed during the call by `reduce`, which adds the
+// other ranks' per-group sums of F to this call's (an all-reduce).
+typedef struct {
+    int batch;                 // samples in the step (0: this call's B)
+    int first;                 // position of the call's first sample in the step's batch
+    const double *group_means; // (batch / group size) mean F of every group, or NULL
+    // completes the per-group sums, or NULL: this call holds its groups whole
+    void (*reduce)(void *ctx, double *sums, int count);
+    void *reduce_ctx;
+} FlopsGroups;
+
 // DyDiT's terms. The router noise, when used, is in the model's act.noise_* (the caller fills it).
 typedef struct {
     int stage;                 // 1: dynamic + complete path + FLOPs loss; 2: dynamic + FLOPs loss
     float target;              // the FLOPs target of this step (lambda after its warm-up)
     float flops_weight;        // weight of (mean F - target)^2 (SPEC 4.1: 2.0)
     int flops_group_size;      // the FLOPs loss averages (mean_g F - target)^2 over groups of this many
-                               // samples (DDP squares each rank's mean); 0: one group, the whole batch
+                               // consecutive samples of the step (DDP squares each rank's mean); 0:
+                               // one group, the whole step
+    FlopsGroups groups;        // a step split over calls
     float tau, threshold;      // straight-through Gumbel-sigmoid
     int noisy;                 // 1: the routers add act.noise_*; 0: deterministic decisions
     const int32_t *y_complete; // (B) labels of the complete path in stage 1; NULL: y
 } DynamicTerms;
 
+// One call's terms. For a call holding part of a step, flops_loss is this call's share (the shares
+// of a step's calls add up to its FLOPs loss); every other term is a mean over the call's samples.
 typedef struct {
     double loss;                              // total: mse + vb (+ complete) + flops_loss
     double mse, vb;                           // batch means of the (dynamic) prediction's terms
@@ -49,3 +67,8 @@ void objective_destroy(Objective *o);
 // given for a DyDiT and NULL for a DiT. Returns this batch's terms.
 LossTerms objective_run(Objective *o, DitModel *m, const DiffusionSchedule *s, const int32_t *t, const int32_t *y,
                         int B, float sample_weight, const DynamicTerms *dyn);
+
+// DyDiT: ratio (B) = the realised FLOPs ratio of each sample from a forward pass alone, on the same
+// inputs objective_run takes; a later objective_run on them realises the same masks.
+void objective_flops_ratios(Objective *o, DitModel *m, const DiffusionSchedule *s, const int32_t *t, const int32_t *y,
+                            int B, const DynamicTerms *dyn, float *ratio);

@@ -23,8 +23,9 @@ DataSource *data_source_memory(const LatentSet *set, uint64_t seed) {
     return ds;
 }
 
-DataSource *data_source_shards(const char *dir, int batch, uint64_t seed, char *err, int err_size) {
-    LoaderConfig cfg = {.global_batch = batch, .rank = 0, .world = 1, .seed = seed, .prefetch = 2};
+DataSource *data_source_shards(const char *dir, int global_batch, int rank, int world, uint64_t seed, char *err,
+                               int err_size) {
+    LoaderConfig cfg = {.global_batch = global_batch, .rank = rank, .world = world, .seed = seed, .prefetch = 2};
     Loader *l = loader_open(dir, &cfg, err, err_size);
     if (!l) return NULL;
     DataSource *ds = xcalloc(1, sizeof(DataSource));
@@ -43,12 +44,12 @@ void data_source_close(DataSource *ds) {
     free(ds);
 }
 
-void host_batch_alloc(HostBatch *hb, int batch, size_t sample_numel) {
-    hb->x0 = xmalloc((size_t)batch * sample_numel * sizeof(float));
-    hb->labels = xmalloc((size_t)batch * sizeof(int32_t));
-    hb->y = xmalloc((size_t)batch * sizeof(int32_t));
-    hb->y_complete = xmalloc((size_t)batch * sizeof(int32_t));
-    hb->t = xmalloc((size_t)batch * sizeof(int32_t));
+void host_batch_alloc(HostBatch *hb, int count, size_t sample_numel) {
+    hb->x0 = xmalloc((size_t)count * sample_numel * sizeof(float));
+    hb->labels = xmalloc((size_t)count * sizeof(int32_t));
+    hb->y = xmalloc((size_t)count * sizeof(int32_t));
+    hb->y_complete = xmalloc((size_t)count * sizeof(int32_t));
+    hb->t = xmalloc((size_t)count * sizeof(int32_t));
 }
 
 void host_batch_free(HostBatch *hb) {
@@ -67,7 +68,8 @@ static int32_t drop_label(const BatchRecipe *r, int32_t label, long step, uint32
     return u < r->class_dropout ? r->num_classes : label;
 }
 
-// Clean latents and labels of the step, from memory or from the loader.
+// Clean latents and labels of the recipe's samples of the step, from memory or from the loader
+// (whose rank slice is the same range).
 static void read_samples(HostBatch *hb, const BatchRecipe *r, DataSource *ds, long step) {
     if (ds->loader) {
         char err[1024];
@@ -76,8 +78,9 @@ static void read_samples(HostBatch *hb, const BatchRecipe *r, DataSource *ds, lo
         return;
     }
     size_t numel = latent_set_sample_numel(ds->set);
-    for (int b = 0; b < r->batch; b++) {
-        int64_t i = epoch_order_index(&ds->order, (uint64_t)step * (uint64_t)r->batch + (uint64_t)b);
+    uint64_t first = (uint64_t)step * (uint64_t)r->global_batch + (uint64_t)r->first;
+    for (int b = 0; b < r->count; b++) {
+        int64_t i = epoch_order_index(&ds->order, first + (uint64_t)b);
         memcpy(hb->x0 + (size_t)b * numel, ds->set->latents + (size_t)i * numel, numel * sizeof(float));
         hb->labels[b] = ds->set->labels[i];
     }
@@ -85,14 +88,14 @@ static void read_samples(HostBatch *hb, const BatchRecipe *r, DataSource *ds, lo
 
 void host_batch_fill(HostBatch *hb, const BatchRecipe *r, DataSource *ds, long step) {
     read_samples(hb, r, ds, step);
-    uint32_t first = (uint32_t)((uint64_t)step * (uint64_t)r->batch);
-    for (int b = 0; b < r->batch; b++) {
+    uint32_t first = (uint32_t)((uint64_t)step * (uint64_t)r->global_batch + (uint64_t)r->first);
+    for (int b = 0; b < r->count; b++) {
         uint32_t g = first + (uint32_t)b;
         hb->y[b] = drop_label(r, hb->labels[b], step, g, 0);
         hb->y_complete[b] = drop_label(r, hb->labels[b], step, g, 1);
     }
     if (r->stratified)
-        diffusion_sample_timesteps_stratified(hb->t, r->batch, r->timesteps, r->seed, (uint32_t)step, first);
+        diffusion_sample_timesteps_stratified(hb->t, r->count, r->timesteps, r->seed, (uint32_t)step, first);
     else
-        diffusion_sample_timesteps(hb->t, r->batch, r->timesteps, r->seed, (uint32_t)step, first);
+        diffusion_sample_timesteps(hb->t, r->count, r->timesteps, r->seed, (uint32_t)step, first);
 }

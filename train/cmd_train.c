@@ -1,5 +1,8 @@
 // train/cmd_train.c: `dydit train`, options -> TrainConfig -> the training loop. Pretraining a
 // DiT and fine-tuning it into a DyDiT (--dynamic, or --init from DyDiT weights) share the command.
+// Started by mpirun (or srun) it trains data-parallel over the launched processes: the options
+// mean the same run whatever the number of processes (--batch is the global batch), so the same
+// command line gives the same model on one process or many.
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include "model/weights.h"
 #include "train/checkpoint.h"
 #include "train/commands.h"
+#include "train/dist.h"
 #include "train/model_options.h"
 #include "train/trainer.h"
 
@@ -18,7 +22,9 @@ typedef struct {
     ModelOptions model;
     const char *data, *init, *log, *out, *resume, *router_input;
     int synthetic_size, steps, batch, warmup, seed, log_every, threads, quiet, checkpoint_every, keep_checkpoints;
+    int global_batch, micro_batch, zero;
     double lr, weight_decay, beta1, beta2, adam_eps, clip_grad_norm, skip_grad_norm, ema_decay;
+    double bucket_mb, collective_timeout;
     int dynamic, stage, lambda_warmup, flops_group_size, stratified, reorder_heads;
     double lambda, flops_weight, tau, tau_end, threshold, router_bias, token_router_bias;
 } TrainOptions;
@@ -37,7 +43,16 @@ static int add_options(TrainOptions *o, Option *opts) {
         {"init", OPT_STRING, &o->init, "start from these weights (the model shape comes from the file)", "DiT init", 0},
         {"resume", OPT_STRING, &o->resume, "continue from a checkpoint (or a run directory's latest)", NULL, 0},
         {"steps", OPT_INT, &o->steps, "train until this many steps are done", NULL, 0},
-        {"batch", OPT_INT, &o->batch, "samples per step", NULL, 0},
+        {"batch", OPT_INT, &o->batch, "samples per step, over all processes (the global batch)", NULL, 0},
+        {"global-batch", OPT_INT, &o->global_batch, "the same as --batch, spelled for multi-process runs", "--batch",
+         0},
+        {"micro-batch", OPT_INT, &o->micro_batch,
+         "samples per forward/backward pass; a process accumulates its share of the batch over passes",
+         "the process's share", 0},
+        {"zero", OPT_INT, &o->zero, "1: ZeRO-1, AdamW's moments sharded over the processes", NULL, 0},
+        {"bucket-mb", OPT_FLOAT, &o->bucket_mb, "MiB of gradients per all-reduce bucket", NULL, 0},
+        {"collective-timeout", OPT_FLOAT, &o->collective_timeout,
+         "seconds a process waits for the others in a collective before ending the job (0: forever)", NULL, 0},
         {"lr", OPT_FLOAT, &o->lr, "AdamW learning rate", NULL, 0},
         {"warmup", OPT_INT, &o->warmup, "linear LR warm-up steps (0: constant LR)", NULL, 0},
         {"weight-decay", OPT_FLOAT, &o->weight_decay, "AdamW decoupled weight decay", NULL, 0},
@@ -68,7 +83,8 @@ static int add_options(TrainOptions *o, Option *opts) {
          "DyDiT: steps over which the target falls from 1 to lambda (always 1 for the first 100)", NULL, 0},
         {"flops-weight", OPT_FLOAT, &o->flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0},
         {"flops-group-size", OPT_INT, &o->flops_group_size,
-         "DyDiT: FLOPs loss averaged over groups of this many samples (0: the batch)", NULL, 0},
+         "DyDiT: FLOPs loss averaged over groups of this many consecutive samples of the global batch (0: all of it)",
+         NULL, 0},
         {"tau", OPT_FLOAT, &o->tau, "DyDiT: straight-through Gumbel-sigmoid temperature", NULL, 0},
         {"tau-end", OPT_FLOAT, &o->tau_end, "DyDiT: temperature at the last step (linear schedule)", "--tau", 0},
         {"threshold", OPT_FLOAT, &o->threshold, "DyDiT: a router keeps a unit when logit + noise > this", NULL, 0},
@@ -205,6 +221,8 @@ int cmd_train(int argc, char **argv) {
         .ema_decay = 0.9999,
         .log_every = 10,
         .keep_checkpoints = 3,
+        .bucket_mb = 25,
+        .collective_timeout = 600,
         .router_input = "timestep",
         .stage = 2,
         .lambda = 0.5,
@@ -223,13 +241,26 @@ int cmd_train(int argc, char **argv) {
         "stage-1 script takes two by mistake).",
         "dydit train [--config FILE] [options]", opts, count};
     options_parse(&set, argc, argv);
+    if (options_was_set(&set, "global-batch")) {
+        if (options_was_set(&set, "batch") && o.batch != o.global_batch)
+            die("--batch %d and --global-batch %d disagree (they name the same number)", o.batch, o.global_batch);
+        o.batch = o.global_batch;
+    }
+    if (o.micro_batch < 0) die("--micro-batch must be positive (or 0: the process's whole share)");
+    if (o.zero != 0 && o.zero != 1) die("--zero must be 0 or 1 (got %d)", o.zero);
+    if (!(o.bucket_mb > 0)) die("--bucket-mb must be positive");
+    if (!(o.collective_timeout >= 0)) die("--collective-timeout must be at least 0");
     if (o.clip_grad_norm > 0 && o.skip_grad_norm > 0) die("--clip-grad-norm and --skip-grad-norm exclude each other");
     if (o.log_every < 1) die("--log-every must be at least 1");
     if (o.checkpoint_every < 0 || o.keep_checkpoints < 1) die("--checkpoint-every >= 0 and --keep-checkpoints >= 1");
     if (o.resume && !o.out) die("--resume needs --out (where the continued run writes)");
     if (o.threads > 0) omp_set_num_threads(o.threads);
+    // from here on an error on any process ends every process of the job
+    Dist *dist = dist_open(o.collective_timeout);
+    int quiet = o.quiet || dist->rank != 0;
 
     TrainConfig tc = {0};
+    tc.dist = dist;
     float *init_params;
     tc.model = resolve_model(&o, &set, &init_params);
     tc.init_params = init_params;
@@ -253,6 +284,9 @@ int cmd_train(int argc, char **argv) {
 
     tc.steps = o.steps;
     tc.batch = o.batch;
+    tc.micro_batch = o.micro_batch;
+    tc.zero = o.zero;
+    tc.bucket_mb = o.bucket_mb;
     fill_optim(&tc.optim, &o);
     tc.seed = (uint64_t)o.seed;
     tc.log_every = o.log_every;
@@ -264,12 +298,12 @@ int cmd_train(int argc, char **argv) {
     tc.quiet = o.quiet;
     char *json = options_to_json(&set);
     tc.options_json = json;
-    if (!o.quiet) {
+    if (!quiet) {
         fprintf(stderr, "dydit train, effective options:\n");
         options_print(&set, stderr, "  ");
     }
     TrainSummary s = train_run(&tc);
-    if (!o.quiet) {
+    if (!quiet) {
         fprintf(stderr, "done: loss %.4f -> %.4f (mean of first/last 10%%: %.4f -> %.4f), %.1f img/s, %ld skipped",
                 s.first_loss, s.last_loss, s.mean_first, s.mean_last, s.images_per_second, s.skipped);
         if (tc.model.dynamic) fprintf(stderr, ", realised FLOPs ratio %.3f", s.flops_ratio_last);
@@ -278,5 +312,6 @@ int cmd_train(int argc, char **argv) {
     free(json);
     free(init_params);
     latent_set_free(&data);
+    dist_close(dist);
     return 0;
 }

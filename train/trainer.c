@@ -7,11 +7,9 @@
 #include "common/util.h"
 #include "kernels/philox.h"
 #include "model/diffusion.h"
-#include "model/init.h"
 #include "model/objective.h"
-#include "model/weights.h"
 #include "train/batch.h"
-#include "train/checkpoint.h"
+#include "train/train_state.h"
 
 double dydit_target_at(const DyditTraining *d, long step) {
     if (step < 100) return 1.0;
@@ -25,117 +23,156 @@ double dydit_tau_at(const DyditTraining *d, long step, long steps) {
     return d->tau + (d->tau_end - d->tau) * (double)step / (double)(steps - 1);
 }
 
-static DataSource *open_data(const TrainConfig *tc) {
+// How this rank takes part in every step.
+typedef struct {
+    int global; // B: samples per step over all ranks
+    int local;  // B / world: this rank's slice
+    int first;  // rank * local: the slice's first position in the step's batch
+    int micro;  // samples per forward/backward pass
+    int passes; // local / micro
+} BatchSplit;
+
+static BatchSplit split_batch(const TrainConfig *tc, const Dist *d) {
     if (tc->batch < 1 || tc->steps < 1) die("--batch and --steps must be at least 1");
+    if (tc->batch % d->world)
+        die("the global batch (%d) must be a multiple of the number of ranks (%d)", tc->batch, d->world);
+    BatchSplit b = {.global = tc->batch, .local = tc->batch / d->world};
+    b.first = d->rank * b.local;
+    b.micro = tc->micro_batch > 0 ? tc->micro_batch : b.local;
+    if (b.local % b.micro)
+        die("the micro-batch (%d) must divide each rank's share of the global batch (%d / %d ranks = %d)", b.micro,
+            tc->batch, d->world, b.local);
+    b.passes = b.local / b.micro;
     if (tc->stratified && tc->batch % 4) die("stratified timesteps need a batch divisible by 4 (got %d)", tc->batch);
+    if (tc->model.dynamic && tc->dydit.flops_group_size > 0 && tc->batch % tc->dydit.flops_group_size)
+        die("the batch (%d) must be a multiple of the FLOPs group size (%d)", tc->batch, tc->dydit.flops_group_size);
+    return b;
+}
+
+static DataSource *open_data(const TrainConfig *tc, const Dist *d) {
     if (!tc->data == !tc->data_dir) die("internal: exactly one data source");
     char err[1024];
-    DataSource *ds = tc->data ? data_source_memory(tc->data, tc->seed)
-                              : data_source_shards(tc->data_dir, tc->batch, tc->seed, err, sizeof(err));
+    DataSource *ds = tc->data
+                         ? data_source_memory(tc->data, tc->seed)
+                         : data_source_shards(tc->data_dir, tc->batch, d->rank, d->world, tc->seed, err, sizeof(err));
     if (!ds) die("%s", err);
-    DataShape d = data_source_shape(ds);
+    DataShape shape = data_source_shape(ds);
     const DitConfig *c = &tc->model;
-    if (d.channels != c->in_channels || d.height != c->input_size || d.width != c->input_size)
-        die("the data holds %dx%dx%d latents but the model takes %dx%dx%d (C x H x W)", d.channels, d.height, d.width,
-            c->in_channels, c->input_size, c->input_size);
-    if (d.num_classes > c->num_classes)
-        die("the data has %d classes but the model only %d (--num-classes)", d.num_classes, c->num_classes);
+    if (shape.channels != c->in_channels || shape.height != c->input_size || shape.width != c->input_size)
+        die("the data holds %dx%dx%d latents but the model takes %dx%dx%d (C x H x W)", shape.channels, shape.height,
+            shape.width, c->in_channels, c->input_size, c->input_size);
+    if (shape.num_classes > c->num_classes)
+        die("the data has %d classes but the model only %d (--num-classes)", shape.num_classes, c->num_classes);
     return ds;
 }
 
-// Everything the loop updates, on the backend, with the host copies a checkpoint needs.
+// Everything the passes of one step share.
 typedef struct {
-    DitModel m;
-    float *ema, *adam_m, *adam_v;
-    size_t total, first_trainable, trainable;
-    Optimizer opt;
-    long start_step;
-} TrainState;
+    const TrainConfig *tc;
+    Dist *dist;
+    BatchSplit split;
+    TrainState *state;
+    Objective *obj;
+    const DiffusionSchedule *sched;
+    const HostBatch *hb; // this rank's slice of the step
+} Step;
 
-static void state_create(TrainState *s, const TrainConfig *tc) {
-    const Ops *ops = &ops_cpu;
-    memset(s, 0, sizeof(*s));
-    dit_model_create(&s->m, &tc->model, ops);
-    dit_model_plan(&s->m, tc->batch);
-    s->total = s->m.table.total;
-    s->first_trainable = s->m.table.trainable_begin;
-    s->trainable = s->total - s->first_trainable;
-    s->ema = ops->alloc(s->total * sizeof(float));
-    s->adam_m = ops->alloc(s->trainable * sizeof(float));
-    s->adam_v = ops->alloc(s->trainable * sizeof(float));
-    optim_init(&s->opt, ops, &tc->optim);
+// Uploads pass k's latents and draws its diffusion and router noise by global sample index.
+static void load_pass(const Step *st, long step, int k) {
+    const Ops *ops = st->obj->ops;
+    const TrainConfig *tc = st->tc;
+    DitModel *m = &st->state->m;
+    int n = st->split.micro, L = tc->model.depth, H = tc->model.heads, T = dit_tokens(&tc->model);
+    size_t numel = st->obj->sample_numel, offset = (size_t)k * (size_t)n;
+    uint32_t first = (uint32_t)((uint64_t)step * (uint64_t)st->split.global + (uint64_t)st->split.first + offset);
+    ops->upload(st->obj->x0, st->hb->x0 + offset * numel, (size_t)n * numel * sizeof(float));
+    ops->randn(st->obj->noise, tc->seed, RNG_NOISE, (uint32_t)step, first, n, numel);
+    if (!tc->model.dynamic) return;
+    ops->rand_logistic(m->act.noise_attn, tc->seed, RNG_GUMBEL_ATTN, (uint32_t)step, first, n, (size_t)L * (H - 1));
+    ops->rand_logistic(m->act.noise_mlp, tc->seed, RNG_GUMBEL_MLP, (uint32_t)step, first, n, (size_t)L * (H - 1));
+    ops->rand_logistic(m->act.noise_token, tc->seed, RNG_GUMBEL_TOKEN, (uint32_t)step, first, n, (size_t)L * T);
+}
 
-    if (tc->resume) {
-        LoadedCheckpoint ck;
-        char err[1024];
-        if (checkpoint_load(tc->resume, &ck, err, sizeof(err))) die("%s", err);
-        if (ck.table.total != s->total) die("%s: the checkpoint's model differs from this run's", tc->resume);
-        if (ck.state.seed != tc->seed)
-            warn("%s: the checkpoint was trained with seed %llu, this run uses %llu; the data order and noise "
-                 "change",
-                 tc->resume, (unsigned long long)ck.state.seed, (unsigned long long)tc->seed);
-        ops->upload(s->m.params, ck.params, s->total * sizeof(float));
-        ops->upload(s->ema, ck.ema, s->total * sizeof(float));
-        ops->upload(s->adam_m, ck.adam_m, s->trainable * sizeof(float));
-        ops->upload(s->adam_v, ck.adam_v, s->trainable * sizeof(float));
-        s->opt.step = ck.state.optimizer_step;
-        s->start_step = ck.state.step;
-        checkpoint_loaded_free(&ck);
-        return;
+static void allreduce_group_sums(void *dist, double *sums, int count) { dist_allreduce_sum_f64(dist, sums, count); }
+
+// The mean F of every FLOPs group of the step from a forward-only pass over this rank's passes,
+// summed over ranks when a group spans them: the backward of the first pass already needs the
+// means of groups that later passes complete.
+static double *group_means_ahead(const Step *st, long step, const DynamicTerms *dyn) {
+    int group = dyn->flops_group_size > 0 ? dyn->flops_group_size : st->split.global;
+    int groups = st->split.global / group, n = st->split.micro;
+    double *means = xcalloc((size_t)groups, sizeof(double));
+    float *ratio = xmalloc((size_t)n * sizeof(float));
+    for (int k = 0; k < st->split.passes; k++) {
+        int offset = k * n;
+        load_pass(st, step, k);
+        objective_flops_ratios(st->obj, &st->state->m, st->sched, st->hb->t + offset, st->hb->y + offset, n, dyn,
+                               ratio);
+        for (int b = 0; b < n; b++) means[(st->split.first + offset + b) / group] += ratio[b];
     }
-    float *host = xmalloc(s->total * sizeof(float));
-    if (tc->init_params)
-        memcpy(host, tc->init_params, s->total * sizeof(float));
-    else
-        dit_init_host(&tc->model, &s->m.table, host, tc->seed);
-    ops->upload(s->m.params, host, s->total * sizeof(float));
-    ops->upload(s->ema, host, s->total * sizeof(float)); // the EMA starts as an exact copy
-    free(host);
+    if (st->split.local % group) dist_allreduce_sum_f64(st->dist, means, (size_t)groups);
+    for (int g = 0; g < groups; g++) means[g] /= group;
+    free(ratio);
+    return means;
 }
 
-static void state_destroy(TrainState *s) {
-    const Ops *ops = s->m.ops;
-    optim_free(&s->opt);
-    ops->release(s->ema);
-    ops->release(s->adam_m);
-    ops->release(s->adam_v);
-    dit_model_destroy(&s->m);
-}
+// Sums over the step's samples of the logged terms (the FLOPs loss: the sum of the passes' shares).
+enum { SUM_MSE, SUM_VB, SUM_COMPLETE_MSE, SUM_COMPLETE_VB, SUM_RATIO, SUM_HEAD, SUM_GROUP, SUM_TOKEN, SUM_FLOPS, SUMS };
 
-static float *download(const TrainState *s, const float *src, size_t n) {
-    float *host = xmalloc(n * sizeof(float));
-    s->m.ops->download(host, src, n * sizeof(float));
-    return host;
-}
-
-static void save_checkpoint(const TrainConfig *tc, TrainState *s, long step) {
-    CheckpointTensors t = {
-        .params = download(s, s->m.params, s->total),
-        .ema = download(s, s->ema, s->total),
-        .adam_m = download(s, s->adam_m, s->trainable),
-        .adam_v = download(s, s->adam_v, s->trainable),
-    };
-    CheckpointState st = {.step = step, .optimizer_step = s->opt.step, .seed = tc->seed};
-    checkpoint_save(tc->out_dir, &st, &s->m.cfg, &s->m.table, &t, tc->options_json, tc->keep_checkpoints);
-    free((void *)t.params);
-    free((void *)t.ema);
-    free((void *)t.adam_m);
-    free((void *)t.adam_v);
-}
-
-static void save_final_weights(const TrainConfig *tc, TrainState *s, long step) {
-    const char *names[2] = {"model.safetensors", "ema.safetensors"};
-    const float *buffers[2] = {s->m.params, s->ema};
-    char step_text[32], err[1024];
-    snprintf(step_text, sizeof(step_text), "%ld", step);
-    WeightsMeta meta[2] = {{"step", step_text}, {"train_options", tc->options_json ? tc->options_json : "{}"}};
-    for (int i = 0; i < 2; i++) {
-        float *host = download(s, buffers[i], s->total);
-        char *path = xasprintf("%s/%s", tc->out_dir, names[i]);
-        if (weights_save(path, &s->m.cfg, &s->m.table, host, meta, 2, err, sizeof(err))) die("%s", err);
-        free(path);
-        free(host);
+// How the passes of a step see the FLOPs groups: a group inside every pass needs nothing; with one
+// pass per rank, a group spread over ranks has its sums all-reduced during the pass; with several
+// passes, a group spread over them has its mean computed ahead. Returns what the caller frees.
+static double *plan_flops_groups(const Step *st, long step, DynamicTerms *dyn) {
+    const BatchSplit *sp = &st->split;
+    int group = dyn->flops_group_size > 0 ? dyn->flops_group_size : sp->global;
+    dyn->groups = (FlopsGroups){.batch = sp->global};
+    if (sp->micro % group == 0) return NULL;
+    if (sp->passes == 1) {
+        dyn->groups.reduce = allreduce_group_sums;
+        dyn->groups.reduce_ctx = st->dist;
+        return NULL;
     }
+    double *means = group_means_ahead(st, step, dyn);
+    dyn->groups.group_means = means;
+    return means;
+}
+
+// The forward and backward passes of one step on this rank, accumulating into m.grads (zeroed
+// here) with weight 1 / B per sample; returns the step's terms over all ranks.
+static LossTerms run_passes(const Step *st, long step, DynamicTerms *dyn) {
+    const BatchSplit *sp = &st->split;
+    DitModel *m = &st->state->m;
+    double *means = dyn ? plan_flops_groups(st, step, dyn) : NULL;
+    m->ops->zero(m->grads, st->state->total * sizeof(float));
+    double sums[SUMS] = {0};
+    for (int k = 0; k < sp->passes; k++) {
+        int offset = k * sp->micro, n = sp->micro;
+        load_pass(st, step, k);
+        if (dyn) {
+            dyn->groups.first = sp->first + offset;
+            dyn->y_complete = st->hb->y_complete + offset;
+        }
+        LossTerms l = objective_run(st->obj, m, st->sched, st->hb->t + offset, st->hb->y + offset, n,
+                                    1.0f / (float)sp->global, dyn);
+        double means_of_pass[SUM_FLOPS] = {l.mse,         l.vb,        l.complete_mse, l.complete_vb,
+                                           l.flops_ratio, l.head_keep, l.group_keep,   l.token_keep};
+        for (int i = 0; i < SUM_FLOPS; i++) sums[i] += means_of_pass[i] * n;
+        sums[SUM_FLOPS] += l.flops_loss;
+    }
+    free(means);
+    dist_allreduce_sum_f64(st->dist, sums, SUMS);
+    double B = sp->global;
+    LossTerms t = {.mse = sums[SUM_MSE] / B,
+                   .vb = sums[SUM_VB] / B,
+                   .complete_mse = sums[SUM_COMPLETE_MSE] / B,
+                   .complete_vb = sums[SUM_COMPLETE_VB] / B,
+                   .flops_loss = sums[SUM_FLOPS],
+                   .flops_ratio = sums[SUM_RATIO] / B,
+                   .head_keep = sums[SUM_HEAD] / B,
+                   .group_keep = sums[SUM_GROUP] / B,
+                   .token_keep = sums[SUM_TOKEN] / B};
+    t.loss = t.mse + t.vb + t.complete_mse + t.complete_vb + t.flops_loss;
+    return t;
 }
 
 static void format_duration(char *out, size_t size, double seconds) {
@@ -166,51 +203,65 @@ static void log_step(FILE *log, const TrainConfig *tc, long step, const LossTerm
     fflush(log);
 }
 
+static FILE *open_log(const TrainConfig *tc) {
+    FILE *log = stdout;
+    if (tc->log_path && (make_parent_dirs(tc->log_path) || !(log = fopen(tc->log_path, tc->resume ? "a" : "w"))))
+        die("cannot write log file %s", tc->log_path);
+    return log;
+}
+
+static void describe_run(const TrainConfig *tc, const TrainState *s, const BatchSplit *sp, const Dist *d) {
+    char desc[320];
+    dit_config_describe(&tc->model, desc, sizeof(desc));
+    fprintf(stderr, "model: %s\nparameters: %zu (%zu trainable)\nactivations: %.1f MiB for a pass of %d samples\n",
+            desc, s->total, s->trainable, (double)s->m.arena_bytes / (1 << 20), sp->micro);
+    if (d->world > 1 || sp->passes > 1)
+        fprintf(stderr, "ranks: %d, global batch %d = %d ranks x %d passes x %d samples\n", d->world, sp->global,
+                d->world, sp->passes, sp->micro);
+    if (tc->zero)
+        fprintf(stderr, "ZeRO-1: AdamW moments of %zu of the %zu trainable parameters per rank\n", s->shard.count,
+                s->trainable);
+    if (s->start_step) fprintf(stderr, "resuming at step %ld\n", s->start_step);
+}
+
 TrainSummary train_run(const TrainConfig *tc) {
-    DataSource *data = open_data(tc);
+    Dist *d = tc->dist ? tc->dist : dist_single();
+    BatchSplit split = split_batch(tc, d);
+    DataSource *data = open_data(tc, d);
     const Ops *ops = &ops_cpu;
-    const int B = tc->batch;
     TrainState s;
-    state_create(&s, tc);
-    DitModel *m = &s.m;
+    train_state_create(&s, tc, d, split.micro);
     const DitConfig *c = &tc->model;
     if (s.start_step >= tc->steps)
         die("the checkpoint is at step %ld, already at --steps %ld", s.start_step, tc->steps);
 
     Objective obj;
-    objective_create(&obj, ops, c, B);
+    objective_create(&obj, ops, c, split.micro);
     DiffusionSchedule sched = diffusion_schedule_linear(1000);
     BatchRecipe recipe = {.seed = tc->seed,
-                          .batch = B,
+                          .global_batch = split.global,
+                          .first = split.first,
+                          .count = split.local,
                           .num_classes = c->num_classes,
                           .class_dropout = c->class_dropout,
                           .stratified = tc->stratified,
                           .timesteps = sched.T};
     HostBatch hb;
-    host_batch_alloc(&hb, B, obj.sample_numel);
-    FILE *log = stdout;
-    if (tc->log_path && (make_parent_dirs(tc->log_path) || !(log = fopen(tc->log_path, tc->resume ? "a" : "w"))))
-        die("cannot write log file %s", tc->log_path);
-    if (tc->out_dir && make_dirs(tc->out_dir)) die("cannot create directory %s", tc->out_dir);
-
-    if (!tc->quiet) {
-        char desc[320];
-        dit_config_describe(c, desc, sizeof(desc));
-        fprintf(stderr, "model: %s\nparameters: %zu (%zu trainable)\nactivations: %.1f MiB for batch %d\n", desc,
-                s.total, s.trainable, (double)m->arena_bytes / (1 << 20), B);
-        if (s.start_step) fprintf(stderr, "resuming at step %ld\n", s.start_step);
-    }
+    host_batch_alloc(&hb, split.local, obj.sample_numel);
+    Step st = {.tc = tc, .dist = d, .split = split, .state = &s, .obj = &obj, .sched = &sched, .hb = &hb};
+    int lead = d->rank == 0; // the rank that prints, logs and writes
+    FILE *log = lead ? open_log(tc) : NULL;
+    if (lead && tc->out_dir && make_dirs(tc->out_dir)) die("cannot create directory %s", tc->out_dir);
+    if (lead && !tc->quiet) describe_run(tc, &s, &split, d);
 
     TrainSummary sum = {0};
+    const int B = split.global;
     long run_steps = tc->steps - s.start_step, window = run_steps / 10 > 0 ? run_steps / 10 : 1;
-    int L = c->depth, H = c->heads, T = dit_tokens(c);
     double start = now_seconds();
     for (long step = s.start_step; step < tc->steps; step++) {
         long done = step - s.start_step;
-        uint32_t first = (uint32_t)((uint64_t)step * B);
+        dist_test_fault(d, step);
         host_batch_fill(&hb, &recipe, data, step);
-        ops->upload(obj.x0, hb.x0, (size_t)B * obj.sample_numel * sizeof(float));
-        ops->randn(obj.noise, tc->seed, RNG_NOISE, (uint32_t)step, first, B, obj.sample_numel);
         DynamicTerms dyn = {0};
         double target = 1.0;
         if (c->dynamic) {
@@ -221,21 +272,10 @@ TrainSummary train_run(const TrainConfig *tc) {
                                  .flops_group_size = tc->dydit.flops_group_size,
                                  .tau = (float)dydit_tau_at(&tc->dydit, step, tc->steps),
                                  .threshold = (float)tc->dydit.threshold,
-                                 .noisy = 1,
-                                 .y_complete = hb.y_complete};
-            ops->rand_logistic(m->act.noise_attn, tc->seed, RNG_GUMBEL_ATTN, (uint32_t)step, first, B,
-                               (size_t)L * (H - 1));
-            ops->rand_logistic(m->act.noise_mlp, tc->seed, RNG_GUMBEL_MLP, (uint32_t)step, first, B,
-                               (size_t)L * (H - 1));
-            ops->rand_logistic(m->act.noise_token, tc->seed, RNG_GUMBEL_TOKEN, (uint32_t)step, first, B, (size_t)L * T);
+                                 .noisy = 1};
         }
-        ops->zero(m->grads, s.total * sizeof(float));
-        LossTerms loss = objective_run(&obj, m, &sched, hb.t, hb.y, B, 1.0f / B, c->dynamic ? &dyn : NULL);
-
-        float *params = m->params + s.first_trainable, *grads = m->grads + s.first_trainable;
-        double norm = optim_grad_norm(&s.opt, grads, s.trainable);
-        OptimStepInfo info = optim_step(&s.opt, step, norm, params, grads, s.adam_m, s.adam_v, s.trainable);
-        optim_ema_update(&s.opt, s.ema, m->params, s.total);
+        LossTerms loss = run_passes(&st, step, c->dynamic ? &dyn : NULL);
+        OptimStepInfo info = train_state_update(&s, step);
 
         if (done == 0) sum.first_loss = loss.loss;
         sum.last_loss = loss.loss;
@@ -247,7 +287,7 @@ TrainSummary train_run(const TrainConfig *tc) {
         }
         sum.skipped += !info.updated;
 
-        if (step % tc->log_every == 0 || step == tc->steps - 1) {
+        if (lead && (step % tc->log_every == 0 || step == tc->steps - 1)) {
             double elapsed = now_seconds() - start, rate = (double)(done + 1) * B / elapsed;
             log_step(log, tc, step, &loss, &info, target, rate, elapsed);
             if (!tc->quiet) {
@@ -259,22 +299,23 @@ TrainSummary train_run(const TrainConfig *tc) {
             }
         }
         if (tc->out_dir && tc->checkpoint_every > 0 && (step + 1) % tc->checkpoint_every == 0 && step + 1 < tc->steps)
-            save_checkpoint(tc, &s, step + 1);
+            train_state_save_checkpoint(&s, tc, step + 1);
     }
     sum.images_per_second = (double)run_steps * B / (now_seconds() - start);
     if (tc->out_dir) {
-        save_checkpoint(tc, &s, tc->steps);
-        save_final_weights(tc, &s, tc->steps);
-        if (!tc->quiet)
+        train_state_save_checkpoint(&s, tc, tc->steps);
+        train_state_save_weights(&s, tc, tc->steps);
+        if (lead && !tc->quiet)
             fprintf(stderr, "wrote %s/model.safetensors, %s/ema.safetensors and a checkpoint\n", tc->out_dir,
                     tc->out_dir);
     }
+    dist_barrier(d); // every rank returns once the run's files are complete
 
-    if (log != stdout) fclose(log);
+    if (log && log != stdout) fclose(log);
     host_batch_free(&hb);
     data_source_close(data);
     diffusion_schedule_free(&sched);
     objective_destroy(&obj);
-    state_destroy(&s);
+    train_state_destroy(&s);
     return sum;
 }

@@ -1,15 +1,24 @@
 // train/trainer.h: the training loop (SPEC 2, 4): per step a batch in the seeded epoch order,
 // label dropout, timesteps, diffusion noise and (DyDiT) router noise from the counter-based
-// generator keyed by global sample index; one forward/backward of the objective; the gradient
+// generator keyed by global sample index; forward/backward passes of the objective; the gradient
 // policy, one AdamW step (or none when skipped), EMA every step; JSON log lines; checkpoints;
 // final weights. DyDiT fine-tuning adds the FLOPs loss towards a warmed-up target, stage 1's
 // complete-path loss, and a straight-through temperature schedule.
+//
+// Data parallelism: the ranks of a Dist split every step's global batch B into contiguous slices
+// of B / world samples by position, and each rank walks its slice in micro-batches whose
+// gradients accumulate with weight 1 / B. Every draw is keyed by global sample index, so any
+// number of ranks and any micro-batch size compute the step one process computes with the whole
+// batch, up to the order of floating-point sums. Gradients are summed over ranks (all-reduce, or
+// reduce-scatter with ZeRO-1), loss terms and metrics are reduced over ranks (means weighted by
+// sample counts), and only rank 0 prints, logs and writes files.
 #pragma once
 #include <stdint.h>
 
 #include "data/latent_set.h"
 #include "model/config.h"
 #include "optim/optimizer.h"
+#include "train/dist.h"
 
 typedef struct {
     int stage;            // 1: dynamic + complete path + FLOPs loss; 2: dynamic + FLOPs loss
@@ -17,7 +26,10 @@ typedef struct {
     long lambda_warmup;   // the target falls linearly from 1 to lambda over these steps (0: at once);
                           // during the first 100 steps it is 1 regardless (SPEC 4.2)
     double flops_weight;  // weight of (mean F - target)^2
-    int flops_group_size; // see DynamicTerms (0: the whole batch)
+    int flops_group_size; // see DynamicTerms (0: the whole global batch). A group size dividing the
+                          // micro-batch keeps the loss local to each pass; otherwise a group's
+                          // mean F is summed over ranks during the pass (one pass per rank) or by
+                          // a forward-only pass over the rank's micro-batches first (several)
     double tau, tau_end;  // straight-through temperature, linear from tau to tau_end over the run
     double threshold;     // decision threshold of the routers
 } DyditTraining;
@@ -28,8 +40,12 @@ typedef struct {
     const LatentSet *data;    // an in-memory set, or
     const char *data_dir;     // a directory of latent shards
     long steps;               // the run ends when this many steps are done (a resumed run continues)
-    int batch;
-    int stratified; // timesteps stratified over the schedule's quarters (SPEC 4.4)
+    int batch;                // global batch: samples per step over all ranks
+    int micro_batch;          // samples per forward/backward pass on a rank; 0: the rank's whole slice
+    int zero;                 // 1: ZeRO-1, AdamW's moments sharded over the ranks
+    double bucket_mb;         // MiB of gradients per all-reduce bucket (0: 25)
+    Dist *dist;               // the job's ranks; NULL: a single process
+    int stratified;           // timesteps stratified over the schedule's quarters (SPEC 4.4)
     OptimConfig optim;
     DyditTraining dydit; // used when model.dynamic
     uint64_t seed;
@@ -49,7 +65,7 @@ typedef struct {
     double diffusion_last;        // mean (dynamic) mse + vb over the last 10% of the steps
     double flops_ratio_last;      // DyDiT: mean realised FLOPs ratio over the last 10% of the steps
     long skipped;                 // updates cancelled by the gradient policy
-    double images_per_second;
+    double images_per_second;     // of the whole job
 } TrainSummary;
 
 // The FLOPs target of `step` (SPEC 4.2).
@@ -57,5 +73,6 @@ double dydit_target_at(const DyditTraining *d, long step);
 // The straight-through temperature of `step` in a run of `steps` steps.
 double dydit_tau_at(const DyditTraining *d, long step, long steps);
 
-// Runs the loop; exits with a one-line error on invalid input.
+// Runs the loop on every rank of tc->dist; exits with a one-line error on invalid input (which
+// ends every rank). The summary is the same on every rank.
 TrainSummary train_run(const TrainConfig *tc);

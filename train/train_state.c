@@ -1,0 +1,147 @@
+#include "train/train_state.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "model/init.h"
+#include "model/weights.h"
+#include "train/checkpoint.h"
+
+enum { DEFAULT_BUCKET_MB = 25 };
+
+static void *alloc_floats(const Ops *ops, size_t n) { return ops->alloc((n ? n : 1) * sizeof(float)); }
+
+void train_state_create(TrainState *s, const TrainConfig *tc, Dist *d, int capacity) {
+    const Ops *ops = &ops_cpu;
+    memset(s, 0, sizeof(*s));
+    dit_model_create(&s->m, &tc->model, ops);
+    dit_model_plan(&s->m, capacity);
+    s->total = s->m.table.total;
+    s->first_trainable = s->m.table.trainable_begin;
+    s->trainable = s->total - s->first_trainable;
+    s->dist = d;
+    s->zero = tc->zero;
+    s->shard = tc->zero ? dist_shard(s->trainable, d->world, d->rank) : (DistShard){0, s->trainable};
+    double bucket_mb = tc->bucket_mb > 0 ? tc->bucket_mb : DEFAULT_BUCKET_MB;
+    s->bucket = (size_t)(bucket_mb * (1 << 20) / sizeof(float));
+    if (s->bucket < 1) s->bucket = 1;
+    s->ema = alloc_floats(ops, s->total);
+    s->adam_m = alloc_floats(ops, s->shard.count);
+    s->adam_v = alloc_floats(ops, s->shard.count);
+    if (tc->zero) s->grad_shard = alloc_floats(ops, s->shard.count);
+    optim_init(&s->opt, ops, &tc->optim);
+
+    if (tc->resume) {
+        LoadedCheckpoint ck;
+        char err[1024];
+        if (checkpoint_load(tc->resume, &ck, err, sizeof(err))) die("%s", err);
+        if (ck.table.total != s->total) die("%s: the checkpoint's model differs from this run's", tc->resume);
+        if (ck.state.seed != tc->seed && d->rank == 0)
+            warn("%s: the checkpoint was trained with seed %llu, this run uses %llu; the data order and noise "
+                 "change",
+                 tc->resume, (unsigned long long)ck.state.seed, (unsigned long long)tc->seed);
+        ops->upload(s->m.params, ck.params, s->total * sizeof(float));
+        ops->upload(s->ema, ck.ema, s->total * sizeof(float));
+        ops->upload(s->adam_m, ck.adam_m + s->shard.offset, s->shard.count * sizeof(float));
+        ops->upload(s->adam_v, ck.adam_v + s->shard.offset, s->shard.count * sizeof(float));
+        s->opt.step = ck.state.optimizer_step;
+        s->start_step = ck.state.step;
+        checkpoint_loaded_free(&ck);
+        return;
+    }
+    float *host = xmalloc(s->total * sizeof(float));
+    if (tc->init_params)
+        memcpy(host, tc->init_params, s->total * sizeof(float));
+    else
+        dit_init_host(&tc->model, &s->m.table, host, tc->seed);
+    ops->upload(s->m.params, host, s->total * sizeof(float));
+    ops->upload(s->ema, host, s->total * sizeof(float)); // the EMA starts as an exact copy
+    free(host);
+}
+
+void train_state_destroy(TrainState *s) {
+    const Ops *ops = s->m.ops;
+    optim_free(&s->opt);
+    ops->release(s->ema);
+    ops->release(s->adam_m);
+    ops->release(s->adam_v);
+    if (s->grad_shard) ops->release(s->grad_shard);
+    dit_model_destroy(&s->m);
+}
+
+// The CPU backend's buffers are host memory, so the collectives below read them directly; a device
+// backend sums them through train/dist_nccl.h instead.
+OptimStepInfo train_state_update(TrainState *s, long step) {
+    Dist *d = s->dist;
+    float *params = s->m.params + s->first_trainable, *grads = s->m.grads + s->first_trainable;
+    OptimStepInfo info;
+    if (s->zero) {
+        dist_reduce_scatter_sum_f32(d, grads, s->grad_shard, s->trainable);
+        double squares = optim_sum_squares(&s->opt, s->grad_shard, s->shard.count);
+        dist_allreduce_sum_f64(d, &squares, 1);
+        info = optim_step(&s->opt, step, sqrt(squares), params + s->shard.offset, s->grad_shard, s->adam_m, s->adam_v,
+                          s->shard.count);
+        if (info.updated) dist_allgather_f32(d, params, s->trainable);
+    } else {
+        dist_allreduce_sum_f32(d, grads, s->trainable, s->bucket);
+        double norm = optim_grad_norm(&s->opt, grads, s->trainable);
+        info = optim_step(&s->opt, step, norm, params, grads, s->adam_m, s->adam_v, s->trainable);
+    }
+    optim_ema_update(&s->opt, s->ema, s->m.params, s->total);
+    return info;
+}
+
+static float *download(const TrainState *s, const float *src, size_t n) {
+    float *host = xmalloc((n ? n : 1) * sizeof(float));
+    s->m.ops->download(host, src, n * sizeof(float));
+    return host;
+}
+
+// The whole trainable range of one moment on rank 0 (NULL elsewhere), gathered from the shards.
+static float *gather_moment(const TrainState *s, const float *moment) {
+    float *mine = download(s, moment, s->shard.count);
+    if (!s->zero) {
+        if (s->dist->rank == 0) return mine;
+        free(mine);
+        return NULL;
+    }
+    float *full = s->dist->rank == 0 ? xmalloc(s->trainable * sizeof(float)) : NULL;
+    dist_gather_f32(s->dist, mine, full, s->trainable, 0);
+    free(mine);
+    return full;
+}
+
+void train_state_save_checkpoint(TrainState *s, const TrainConfig *tc, long step) {
+    float *adam_m = gather_moment(s, s->adam_m), *adam_v = gather_moment(s, s->adam_v);
+    if (s->dist->rank != 0) return;
+    CheckpointTensors t = {
+        .params = download(s, s->m.params, s->total),
+        .ema = download(s, s->ema, s->total),
+        .adam_m = adam_m,
+        .adam_v = adam_v,
+    };
+    CheckpointState st = {.step = step, .optimizer_step = s->opt.step, .seed = tc->seed};
+    checkpoint_save(tc->out_dir, &st, &s->m.cfg, &s->m.table, &t, tc->options_json, tc->keep_checkpoints);
+    free((void *)t.params);
+    free((void *)t.ema);
+    free(adam_m);
+    free(adam_v);
+}
+
+void train_state_save_weights(TrainState *s, const TrainConfig *tc, long step) {
+    if (s->dist->rank != 0) return;
+    const char *names[2] = {"model.safetensors", "ema.safetensors"};
+    const float *buffers[2] = {s->m.params, s->ema};
+    char step_text[32], err[1024];
+    snprintf(step_text, sizeof(step_text), "%ld", step);
+    WeightsMeta meta[2] = {{"step", step_text}, {"train_options", tc->options_json ? tc->options_json : "{}"}};
+    for (int i = 0; i < 2; i++) {
+        float *host = download(s, buffers[i], s->total);
+        char *path = xasprintf("%s/%s", tc->out_dir, names[i]);
+        if (weights_save(path, &s->m.cfg, &s->m.table, host, meta, 2, err, sizeof(err))) die("%s", err);
+        free(path);
+        free(host);
+    }
+}
