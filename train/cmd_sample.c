@@ -248,8 +248,10 @@ int cmd_sample(int argc, char **argv) {
     if (grid && png_write_grid(o.grid, grid, o.num, side, side, 3, o.per_row, 2, err, sizeof(err))) die("%s", err);
     if (all_latents) write_latents(o.latents, all_latents, y, c, o.num);
     if (trace) write_trace(o.trace, trace, S, o.num, c);
-    printf("sampled %d images in %.2f s (%.3g images/s); %.4g GMACs per image-forward (static %.4g, ratio %.3f)\n",
-           o.num, elapsed, o.num / elapsed, macs / 1e9, static_macs / 1e9, macs / static_macs);
+    printf("sampled %d images in %.2f s (%.3g images/s); %.4g GMACs per image-forward (static %.4g, ratio %.3f)", o.num,
+           elapsed, o.num / elapsed, macs / 1e9, static_macs / 1e9, macs / static_macs);
+    if (dynamic) printf("; %ld block width patterns packed", dit_infer_repacks(sampler_engine(sampler)));
+    printf("\n");
 
     if (o.masks) mask_recorder_free(&masks);
     free(trace);
