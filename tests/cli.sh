@@ -4,26 +4,10 @@
 # trip through files. Usage, from the repository root: bash tests/cli.sh WORKDIR [PYTHON]
 set -u
 work=${1:?usage: bash tests/cli.sh WORKDIR [PYTHON]}/cli
+prefix=cli
+source tests/lib.sh
 python=${2:-/usr/bin/python3}
 mkdir -p "$work"
-
-pass() { echo "PASS cli.$1${2:+ ($2)}"; }
-fail() { echo "FAIL cli.$1: $2"; }
-
-# expect_error NAME WORDS COMMAND...: must exit non-zero with exactly one stderr line starting with
-# "error:" that contains WORDS.
-expect_error() {
-    local name=$1 words=$2
-    shift 2
-    "$@" >"$work/out.txt" 2>"$work/err.txt"
-    local rc=$? lines
-    lines=$(wc -l <"$work/err.txt")
-    if [ "$rc" -ne 0 ] && [ "$lines" -eq 1 ] && grep -q '^error: ' "$work/err.txt" && grep -qF -- "$words" "$work/err.txt"; then
-        pass "$name" "$(head -c 100 "$work/err.txt")"
-    else
-        fail "$name" "status $rc, $lines stderr lines: $(head -c 300 "$work/err.txt")"
-    fi
-}
 
 expect_ok() { # expect_ok NAME COMMAND...
     local name=$1

@@ -7,17 +7,12 @@
 # Usage, from the repository root: bash tests/convert_checkpoint.sh WORKDIR [PYTHON]
 set -u
 work=${1:?usage: bash tests/convert_checkpoint.sh WORKDIR [PYTHON]}/convert_checkpoint
+prefix=convert
+source tests/lib.sh
 python=${2:-/usr/bin/python3}
 tool=tools/convert_checkpoint.py
-failures=0
 rm -rf "$work"
 mkdir -p "$work"
-
-pass() { echo "PASS convert.$1${2:+ ($2)}"; }
-fail() {
-    echo "FAIL convert.$1: $2"
-    failures=$((failures + 1))
-}
 
 # ---- fixtures -----------------------------------------------------------------------------------
 if ! "$python" - "$work" >"$work/fixtures.log" 2>&1 <<'EOF'; then
@@ -190,7 +185,7 @@ converts() {
         fail "$name" "the converter failed: $(tail -n 1 "$work/$name.log")"
         return
     fi
-    "$python" "$work/verify.py" "$name" "$work/$pt" "$part" "$work/$name.safetensors" "$meta" || failures=$((failures + 1))
+    "$python" "$work/verify.py" "$name" "$work/$pt" "$part" "$work/$name.safetensors" "$meta" || status=1
 }
 
 # refuses NAME WORDS ARGS...: the converter must exit non-zero with one "error:" line containing WORDS.
@@ -298,4 +293,4 @@ fi
 leftovers=$(find "$work" -name '*.tmp.*' | head -n 3)
 if [ -z "$leftovers" ]; then pass no_temporary_files_left; else fail no_temporary_files_left "$leftovers"; fi
 
-[ "$failures" -eq 0 ]
+[ "$status" -eq 0 ]

@@ -21,12 +21,11 @@
 # Usage, from the repository root: bash tests/dist.sh WORKDIR [PYTHON]
 set -u
 work=${1:?usage: bash tests/dist.sh WORKDIR [PYTHON]}/dist
+prefix=dist
+source tests/lib.sh
 python=${2:-/usr/bin/python3}
 rm -rf "$work"
 mkdir -p "$work"
-
-pass() { echo "PASS dist.$1${2:+ ($2)}"; }
-fail() { echo "FAIL dist.$1: $2"; }
 
 if ! command -v mpirun >/dev/null; then
     echo "SKIP dist: mpirun is not installed (openmpi-bin)"

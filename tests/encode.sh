@@ -6,33 +6,19 @@
 # Usage, from the repository root: bash tests/encode.sh WORKDIR [PYTHON]
 set -u
 work=${1:?usage: bash tests/encode.sh WORKDIR [PYTHON]}/encode
+prefix=encode
+source tests/lib.sh
 python=${2:-/usr/bin/python3}
 fmdir=/usr/share/datasets/fashion-mnist
 check=tests/ref/encode_check.py
 rm -rf "$work"
 mkdir -p "$work"
 
-pass() { echo "PASS encode.$1${2:+ ($2)}"; }
-fail() { echo "FAIL encode.$1: $2"; }
-
 # run_check NAME COMMAND...: a reference check printing one line, ok or error
 run_check() {
     local name=$1 out
     shift
     if out=$("$@" 2>&1); then pass "$name" "$(echo "$out" | tail -n 1)"; else fail "$name" "$(echo "$out" | tail -n 3)"; fi
-}
-
-expect_error() { # expect_error NAME WORDS COMMAND...: non-zero status, one stderr line "error: ..." with WORDS
-    local name=$1 words=$2
-    shift 2
-    "$@" >"$work/out.txt" 2>"$work/err.txt"
-    local rc=$? lines
-    lines=$(wc -l <"$work/err.txt")
-    if [ "$rc" -ne 0 ] && [ "$lines" -eq 1 ] && grep -q '^error: ' "$work/err.txt" && grep -qF -- "$words" "$work/err.txt"; then
-        pass "$name" "$(head -c 120 "$work/err.txt")"
-    else
-        fail "$name" "status $rc, $lines stderr lines: $(head -c 300 "$work/err.txt")"
-    fi
 }
 
 inode() { stat -c %i "$1"; }

@@ -5,6 +5,8 @@
 # Usage, from the repository root: bash tests/sample_parity.sh WORKDIR [PYTHON]
 set -u
 work=${1:?usage: bash tests/sample_parity.sh WORKDIR [PYTHON]}/sample
+prefix=sample
+source tests/lib.sh
 python=${2:-/usr/bin/python3}
 mkdir -p "$work"
 status=0
@@ -62,18 +64,6 @@ else
     status=1
 fi
 
-# one-line errors
-expect_error() { # expect_error NAME WORDS COMMAND...
-    local name=$1 words=$2
-    shift 2
-    if ! "$@" >"$work/err.out" 2>"$work/err.txt" && [ "$(wc -l <"$work/err.txt")" -eq 1 ] &&
-        grep -qF -- "$words" "$work/err.txt"; then
-        echo "PASS sample.$name ($(head -c 90 "$work/err.txt"))"
-    else
-        echo "FAIL sample.$name: $(head -c 200 "$work/err.txt")"
-        status=1
-    fi
-}
 W="$work/model/weights.safetensors"
 expect_error needs_output "nothing to write" ./dydit sample --weights "$W"
 expect_error bad_class "--classes: '9' is not a class in [0, 5)" ./dydit sample --weights "$W" --classes 1,9 \

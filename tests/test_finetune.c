@@ -9,29 +9,7 @@
 #include "model/weights.h"
 #include "tests/check.h"
 #include "tests/workdir.h"
-#include "train/trainer.h"
-
-static TrainConfig base_config(const LatentSet *data, long steps) {
-    TrainConfig tc = {0};
-    tc.model = dit_config_default();
-    tc.model.depth = 2;
-    tc.model.hidden = 64;
-    tc.model.heads = 4;
-    tc.model.patch = 2;
-    tc.model.input_size = 8;
-    tc.model.num_classes = 4;
-    tc.data = data;
-    tc.steps = steps;
-    tc.batch = 16;
-    tc.optim = optim_config_default();
-    tc.optim.lr = 1e-3;
-    tc.seed = 3;
-    tc.log_every = 1000000;
-    tc.log_path = "/dev/null";
-    tc.keep_checkpoints = 2;
-    tc.quiet = 1;
-    return tc;
-}
+#include "tests/tiny_run.h"
 
 static float *load_weights(const char *path, DitConfig *cfg, TensorTable *table, int dynamic) {
     WeightsHints hints = {.dynamic = dynamic};
@@ -61,7 +39,7 @@ int main(int argc, char **argv) {
     LatentSet data;
     latent_set_synthetic(&data, 256, 4, 8, 4, 3);
 
-    TrainConfig pre = base_config(&data, 400);
+    TrainConfig pre = tiny_run(&data, 400);
     pre.out_dir = path_in("pretrain");
     train_run(&pre);
     char *pretrained = path_in("pretrain/model.safetensors");
@@ -69,7 +47,7 @@ int main(int argc, char **argv) {
     DitConfig cfg;
     TensorTable table;
     float *dit = load_weights(pretrained, &cfg, &table, 0);
-    TrainConfig base = base_config(&data, 600);
+    TrainConfig base = tiny_run(&data, 600);
     base.model = cfg;
     base.init_params = dit;
     TrainSummary static_run = train_run(&base);
@@ -78,7 +56,7 @@ int main(int argc, char **argv) {
     // the decision boundary (the paper's runs take ~1e5 steps at 1e-4).
     float *dyn = load_weights(pretrained, &cfg, &table, 1);
     dydit_set_router_biases(&table, dyn, 1.5f, 3.0f);
-    TrainConfig ft = base_config(&data, 600);
+    TrainConfig ft = tiny_run(&data, 600);
     ft.model = cfg;
     ft.init_params = dyn;
     ft.stratified = 1;
@@ -93,7 +71,7 @@ int main(int argc, char **argv) {
           static_run.diffusion_last);
 
     // exact resume, stage 1 (both paths, router noise, stratified timesteps, label dropout)
-    TrainConfig whole = base_config(&data, 30);
+    TrainConfig whole = tiny_run(&data, 30);
     whole.model = cfg;
     whole.init_params = dyn;
     whole.stratified = 1;
@@ -111,7 +89,8 @@ int main(int argc, char **argv) {
     train_run(&second);
     const char *files[2] = {"model.safetensors", "ema.safetensors"};
     for (int i = 0; i < 2; i++) {
-        char *a_path = xasprintf("%s/%s", whole.out_dir, files[i]), *b_path = xasprintf("%s/%s", first.out_dir, files[i]);
+        char *a_path = xasprintf("%s/%s", whole.out_dir, files[i]),
+             *b_path = xasprintf("%s/%s", first.out_dir, files[i]);
         DitConfig ca, cb;
         TensorTable ta, tb;
         float *a = load_weights(a_path, &ca, &ta, 0), *b = load_weights(b_path, &cb, &tb, 0);

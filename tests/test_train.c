@@ -4,28 +4,7 @@
 #include <string.h>
 
 #include "tests/check.h"
-#include "train/trainer.h"
-
-static TrainConfig tiny_run(const LatentSet *data, long steps) {
-    TrainConfig tc = {0};
-    tc.model = dit_config_default();
-    tc.model.depth = 2;
-    tc.model.hidden = 64;
-    tc.model.heads = 4;
-    tc.model.patch = 2;
-    tc.model.input_size = 8;
-    tc.model.num_classes = 4;
-    tc.data = data;
-    tc.steps = steps;
-    tc.batch = 16;
-    tc.optim = optim_config_default();
-    tc.optim.lr = 1e-3;
-    tc.seed = 3;
-    tc.log_every = 1000000;
-    tc.log_path = "/dev/null";
-    tc.quiet = 1;
-    return tc;
-}
+#include "tests/tiny_run.h"
 
 int main(void) {
     LatentSet data;

@@ -5,29 +5,11 @@
 # with one error line. Usage, from the repository root: bash tests/vae_decode.sh WORKDIR [PYTHON]
 set -u
 work=${1:?usage: bash tests/vae_decode.sh WORKDIR [PYTHON]}/vae_decode
+prefix=decode
+source tests/lib.sh
 python=${2:-/usr/bin/python3}
 status=0
 mkdir -p "$work"
-
-pass() { echo "PASS decode.$1${2:+ ($2)}"; }
-fail() {
-    echo "FAIL decode.$1: $2"
-    status=1
-}
-
-# expect_error NAME WORDS COMMAND...: must fail with one stderr line "error: ..." containing WORDS.
-expect_error() {
-    local name=$1 words=$2
-    shift 2
-    "$@" >"$work/out.txt" 2>"$work/err.txt"
-    local rc=$? lines
-    lines=$(wc -l <"$work/err.txt")
-    if [ "$rc" -ne 0 ] && [ "$lines" -eq 1 ] && grep -q '^error: ' "$work/err.txt" && grep -qF -- "$words" "$work/err.txt"; then
-        pass "$name" "$(head -c 120 "$work/err.txt")"
-    else
-        fail "$name" "status $rc, $lines stderr lines: $(head -c 300 "$work/err.txt")"
-    fi
-}
 
 case=$work/case
 if ! "$python" tests/ref/vae_case.py case --out "$case" --names compvis --channels 16,32 --groups 8 --layers 1 \

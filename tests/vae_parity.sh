@@ -11,35 +11,18 @@
 # errors of 1e-3 and more. The tolerance is 1e-5, as for the DiT parity.
 set -u
 work=${1:?usage: bash tests/vae_parity.sh WORKDIR [PYTHON]}/vae_parity
+prefix=vae
+source tests/lib.sh
 python=${2:-/usr/bin/python3}
 driver=build/tests/parity_vae
 tol=1e-5
 status=0
 mkdir -p "$work"
 
-pass() { echo "PASS vae.$1${2:+ ($2)}"; }
-fail() {
-    echo "FAIL vae.$1: $2"
-    status=1
-}
 if [ ! -x "$driver" ]; then
     echo "FAIL vae.driver: $driver not found; build it with make"
     exit 1
 fi
-
-# expect_error NAME WORDS COMMAND...: must fail with one stderr line "error: ..." containing WORDS.
-expect_error() {
-    local name=$1 words=$2
-    shift 2
-    "$@" >"$work/out.txt" 2>"$work/err.txt"
-    local rc=$? lines
-    lines=$(wc -l <"$work/err.txt")
-    if [ "$rc" -ne 0 ] && [ "$lines" -eq 1 ] && grep -q '^error: ' "$work/err.txt" && grep -qF -- "$words" "$work/err.txt"; then
-        pass "$name" "$(head -c 120 "$work/err.txt")"
-    else
-        fail "$name" "status $rc, $lines stderr lines: $(head -c 300 "$work/err.txt")"
-    fi
-}
 
 # run_and_compare NAME WHAT WEIGHTS INPUT REFERENCE
 run_and_compare() {
