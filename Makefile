@@ -39,17 +39,30 @@ CFLAGS += -DDYDIT_MPI $(MPI_CFLAGS)
 LDLIBS += $(MPI_LIBS)
 endif
 
-# NCCL, the GPU communicator of the coming CUDA backend (train/dist_nccl.c): built when nvcc and a
-# program against $(CUDA_HOME)/include/nccl.h linking -lnccl compile, and MPI is there to bootstrap
-# it. The CPU program does not use it; build/tests/cuda_nccl checks it on GPUs (make test-cuda).
-# Kernels are compiled for one named architecture (sm_90: H100/H200), never a guessed one.
+# The CUDA backend (kernels/cuda: ops_cuda) is built whenever nvcc is found and a program linking
+# cuBLASLt, cuBLAS and the CUDA runtime compiles; no GPU is needed to build it. CUDA=0 builds without
+# it. Kernels are compiled for one named architecture (sm_90: H100/H200), never a guessed one.
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(CUDA_HOME)/bin/nvcc
 CUDA_ARCH ?= sm_90
 CUDA_CFLAGS = -I$(CUDA_HOME)/include
+CUDA_RT_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+NVCCFLAGS ?= -O3 -std=c++17 -arch=$(CUDA_ARCH) -I. -Xcompiler -fPIC,-Wall --expt-relaxed-constexpr -MMD -MP
+ifneq ($(CUDA),0)
+CUDA_FOUND := $(shell [ -x $(NVCC) ] && printf '$(HASH)include <cublasLt.h>\nint main(void) { cublasLtHandle_t h; return (int)cublasLtCreate(&h); }\n' | \
+	$(CC) $(CUDA_CFLAGS) -x c - -o /dev/null $(CUDA_RT_LIBS) 2>/dev/null && echo yes)
+endif
+ifeq ($(CUDA_FOUND),yes)
+CFLAGS += -DDYDIT_CUDA $(CUDA_CFLAGS)
+LDLIBS += $(CUDA_RT_LIBS)
+endif
+
+# NCCL, the GPU communicator (train/dist_nccl.c): built when the CUDA backend is, a program against
+# $(CUDA_HOME)/include/nccl.h linking -lnccl compiles, and MPI is there to bootstrap it.
+# build/tests/cuda_nccl checks it on GPUs (make test-cuda).
 CUDA_LIBS = -L$(CUDA_HOME)/lib64 -lnccl -lcudart
-ifeq ($(MPI_FOUND),yes)
-NCCL_FOUND := $(shell [ -x $(NVCC) ] && printf '$(HASH)include <nccl.h>\nint main(void) { int v; return ncclGetVersion(&v); }\n' | \
+ifeq ($(MPI_FOUND)$(CUDA_FOUND),yesyes)
+NCCL_FOUND := $(shell printf '$(HASH)include <nccl.h>\nint main(void) { int v; return ncclGetVersion(&v); }\n' | \
 	$(CC) $(CUDA_CFLAGS) -x c - -o /dev/null $(CUDA_LIBS) 2>/dev/null && echo yes)
 endif
 
@@ -59,7 +72,11 @@ LIB_SRC = $(wildcard common/*.c kernels/cpu/*.c model/*.c optim/*.c data/*.c) \
 ifeq ($(MPI_FOUND),yes)
 LIB_SRC += train/dist_mpi.c
 endif
-LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(CUDA_FOUND),yes)
+LIB_SRC += $(wildcard kernels/cuda/*.c)
+CUDA_SRC = $(wildcard kernels/cuda/*.cu)
+endif
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/test_*.c tests/parity_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
@@ -82,6 +99,10 @@ $(BUILD)/libdydit.a: $(LIB_OBJ)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libdydit.a
 	@mkdir -p $(dir $@)

@@ -223,3 +223,7 @@ struct Ops {
 
 // The fp32 CPU reference backend (OpenMP + OpenBLAS).
 extern const Ops ops_cpu;
+
+// The CUDA backend (kernels/cuda), linked when the build found nvcc (DYDIT_CUDA is then defined);
+// cuda_init (kernels/cuda/cuda_ops.h) must bind a device before its first use.
+extern const Ops ops_cuda;
