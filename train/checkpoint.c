@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +18,24 @@
 #define CHECKPOINT_FORMAT "dydit-checkpoint"
 #define CHECKPOINT_PREFIX "step-"
 
-// Writes text to path through a temporary file, fsync and rename.
-static void write_file_atomically(const char *path, const char *text) {
+// Writes text to path through a temporary file, fsync and rename; 0 or -1 with err.
+static int write_file_atomically(const char *path, const char *text, char *err, int err_size) {
     char *tmp = xasprintf("%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644), rc = 0;
     size_t len = strlen(text);
-    if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0)
-        die("cannot write %s: %s", path, strerror(errno));
+    if (fd < 0) {
+        rc = fail_at(err, err_size, path, "cannot create %s: %s", tmp, strerror(errno));
+    } else {
+        int ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+        int e = ok ? 0 : (errno ? errno : EIO);
+        if (close(fd) != 0 && ok) ok = 0, e = errno;
+        if (!ok || rename(tmp, path) != 0) {
+            rc = fail_at(err, err_size, path, "cannot write: %s", strerror(ok ? errno : e));
+            unlink(tmp);
+        }
+    }
     free(tmp);
+    return rc;
 }
 
 static void sync_directory(const char *dir) {
@@ -59,7 +70,8 @@ static void prune(const char *ckpt_dir, int keep) {
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!starts_with(e->d_name, CHECKPOINT_PREFIX) || ends_with(e->d_name, ".tmp")) continue;
+        if (!starts_with(e->d_name, CHECKPOINT_PREFIX) || ends_with(e->d_name, ".tmp") || ends_with(e->d_name, ".old"))
+            continue;
         names = xrealloc(names, sizeof(char *) * (size_t)(n + 1));
         names[n++] = xstrdup(e->d_name);
     }
@@ -76,67 +88,101 @@ static void prune(const char *ckpt_dir, int keep) {
     free(names);
 }
 
-static void save_weights(const char *path, const DitConfig *cfg, const TensorTable *table, const float *host,
-                         long step) {
-    char text[32], err[1024];
+static int save_weights(const char *path, const DitConfig *cfg, const TensorTable *table, const float *host, long step,
+                        char *err, int err_size) {
+    char text[32];
     snprintf(text, sizeof(text), "%ld", step);
     WeightsMeta meta = {"step", text};
-    if (weights_save(path, cfg, table, host, &meta, 1, err, sizeof(err))) die("%s", err);
+    return weights_save(path, cfg, table, host, &meta, 1, err, err_size);
 }
 
-void checkpoint_save(const char *run_dir, const CheckpointState *state, const DitConfig *cfg, const TensorTable *table,
-                     const CheckpointTensors *t, const char *options_json, int keep) {
-    char *ckpt_dir = xasprintf("%s/checkpoints", run_dir);
-    char *final = xasprintf("%s/" CHECKPOINT_PREFIX "%07ld", ckpt_dir, state->step);
-    char *tmp = xasprintf("%s.tmp", final);
-    remove_tree(tmp);
-    if (make_dirs(tmp)) die("cannot create %s", tmp);
-
-    char *path = xasprintf("%s/model.safetensors", tmp);
-    save_weights(path, cfg, table, t->params, state->step);
-    free(path);
-    path = xasprintf("%s/ema.safetensors", tmp);
-    save_weights(path, cfg, table, t->ema, state->step);
-    free(path);
-
+static int save_moments(const char *path, const TensorTable *table, const CheckpointTensors *t, long adam_step,
+                        char *err, int err_size) {
     StWriter *w = st_writer_new();
     int64_t shape[1] = {(int64_t)(table->total - table->trainable_begin)};
-    char text[32], err[1024];
-    snprintf(text, sizeof(text), "%ld", state->optimizer_step);
+    char text[32];
+    snprintf(text, sizeof(text), "%ld", adam_step);
     st_writer_meta(w, "format", CHECKPOINT_FORMAT);
     st_writer_meta(w, "adam_step", text);
     st_writer_add(w, "adam.m", ST_F32, 1, shape, t->adam_m);
     st_writer_add(w, "adam.v", ST_F32, 1, shape, t->adam_v);
-    path = xasprintf("%s/optimizer.safetensors", tmp);
-    if (st_writer_save(w, path, err, sizeof(err))) die("%s", err);
+    int rc = st_writer_save(w, path, err, err_size);
     st_writer_free(w);
-    free(path);
+    return rc;
+}
 
-    char *state_json = xasprintf("{\"format\": \"" CHECKPOINT_FORMAT "\", \"format_version\": 1, \"step\": %ld, "
-                                 "\"optimizer_step\": %ld, \"seed\": %llu, \"options\": %s}\n",
-                                 state->step, state->optimizer_step, (unsigned long long)state->seed,
-                                 options_json ? options_json : "{}");
-    path = xasprintf("%s/state.json", tmp);
-    write_file_atomically(path, state_json);
-    free(path);
-    free(state_json);
-    sync_directory(tmp);
+static char *state_json(const CheckpointState *st, const char *options_json) {
+    unsigned long long seed = (unsigned long long)st->seed;
+    return xasprintf("{\"format\": \"" CHECKPOINT_FORMAT "\", \"format_version\": 2, \"step\": %ld, "
+                     "\"optimizer_step\": %ld, \"seed\": %llu, \"batch\": %d,\n"
+                     " \"data_cursor\": {\"samples_seen\": %lld, \"note\": \"batches are drawn by (seed, step, "
+                     "global sample index)\"},\n"
+                     " \"random_streams\": {\"seed\": %llu, \"next_step\": %ld},\n"
+                     " \"schedule\": {\"target_ratio\": %.17g, \"tau\": %.17g},\n"
+                     " \"options\": %s}\n",
+                     st->step, st->optimizer_step, seed, st->batch, (long long)st->step * st->batch, seed, st->step,
+                     st->target_ratio, st->tau, options_json ? options_json : "{}");
+}
 
-    remove_tree(final);
-    if (rename(tmp, final)) die("cannot rename %s to %s: %s", tmp, final, strerror(errno));
-    sync_directory(ckpt_dir);
+// The files of a checkpoint into the directory dir.
+static int write_checkpoint_files(const char *dir, const CheckpointState *state, const DitConfig *cfg,
+                                  const TensorTable *table, const CheckpointTensors *t, const char *options_json,
+                                  char *err, int err_size) {
+    char *model = xasprintf("%s/model.safetensors", dir), *ema = xasprintf("%s/ema.safetensors", dir);
+    char *moments = xasprintf("%s/optimizer.safetensors", dir), *state_path = xasprintf("%s/state.json", dir);
+    char *text = state_json(state, options_json);
+    int rc = save_weights(model, cfg, table, t->params, state->step, err, err_size);
+    if (!rc) rc = save_weights(ema, cfg, table, t->ema, state->step, err, err_size);
+    if (!rc) rc = save_moments(moments, table, t, state->optimizer_step, err, err_size);
+    if (!rc) rc = write_file_atomically(state_path, text, err, err_size);
+    free(text);
+    free(state_path);
+    free(moments);
+    free(ema);
+    free(model);
+    return rc;
+}
+
+int checkpoint_save(const char *run_dir, const CheckpointState *state, const DitConfig *cfg, const TensorTable *table,
+                    const CheckpointTensors *t, const char *options_json, int keep, char *err, int err_size) {
+    char *ckpt_dir = xasprintf("%s/checkpoints", run_dir);
+    char *final = xasprintf("%s/" CHECKPOINT_PREFIX "%07ld", ckpt_dir, state->step);
+    char *tmp = xasprintf("%s.tmp", final);
     char *latest = xasprintf("%s/latest", ckpt_dir), *name = xasprintf(CHECKPOINT_PREFIX "%07ld\n", state->step);
-    write_file_atomically(latest, name);
-    prune(ckpt_dir, keep > 0 ? keep : 1);
+    remove_tree(tmp);
+    int rc = make_dirs(tmp) ? fail_at(err, err_size, tmp, "cannot create: %s", strerror(errno)) : 0;
+    if (!rc) rc = write_checkpoint_files(tmp, state, cfg, table, t, options_json, err, err_size);
+    if (!rc) {
+        // A checkpoint of the same step already there is set aside, never removed first: at every
+        // moment one complete copy sits under the name checkpoints/latest gives.
+        sync_directory(tmp);
+        char *old = xasprintf("%s.old", final);
+        remove_tree(old);
+        int had_old = rename(final, old) == 0;
+        if (rename(tmp, final)) {
+            rc = fail_at(err, err_size, tmp, "cannot rename to %s: %s", final, strerror(errno));
+            if (had_old) rename(old, final);
+        } else if (had_old) {
+            remove_tree(old);
+        }
+        free(old);
+    }
+    if (rc) {
+        remove_tree(tmp);
+    } else {
+        sync_directory(ckpt_dir);
+        rc = write_file_atomically(latest, name, err, err_size);
+        if (!rc) prune(ckpt_dir, keep > 0 ? keep : 1);
+    }
     free(latest);
     free(name);
     free(ckpt_dir);
     free(final);
     free(tmp);
+    return rc;
 }
 
-// A checkpoint directory itself, or the one a run directory's checkpoints/latest names.
-static char *resolve(const char *path) {
+char *checkpoint_resolve(const char *path) {
     char *state = xasprintf("%s/state.json", path);
     int direct = access(state, R_OK) == 0;
     free(state);
@@ -194,6 +240,10 @@ static int load_state(const char *dir, CheckpointState *st, char *err, int err_s
             st->step = (long)step->u.integer;
             st->optimizer_step = (long)ostep->u.integer;
             st->seed = (uint64_t)seed->u.integer;
+            const JsonValue *batch = json_get(v, "batch");
+            st->batch = batch && batch->type == JSON_INT && batch->u.integer > 0 && batch->u.integer <= INT32_MAX
+                            ? (int)batch->u.integer
+                            : 0;
             rc = 0;
         }
         json_free(v);
@@ -228,7 +278,7 @@ static int load_moments(const char *dir, LoadedCheckpoint *c, char *err, int err
 
 int checkpoint_load(const char *path, LoadedCheckpoint *c, char *err, int err_size) {
     memset(c, 0, sizeof(*c));
-    char *dir = resolve(path);
+    char *dir = checkpoint_resolve(path);
     if (!dir)
         return fail_at(err, err_size, path,
                        "neither a checkpoint (no state.json) nor a run directory with "

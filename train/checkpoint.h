@@ -1,9 +1,14 @@
 // train/checkpoint.h: training checkpoints. A run directory holds checkpoints/step-NNNNNNN/ with
 // model.safetensors, ema.safetensors (dydit weight files), optimizer.safetensors (AdamW's first
 // and second moments over the trainable range, flat, with the update count in the metadata) and
-// state.json (step, seed, the effective options); checkpoints/latest names the newest. Each
-// checkpoint is written under a temporary name, synced and renamed, so a crash never leaves a
-// half-written checkpoint where a resume would find it; only the newest `keep` are kept.
+// state.json (step, the data cursor, the random streams' position, the target-ratio schedule's
+// state, the effective options); checkpoints/latest names the newest. Each checkpoint is written
+// under a temporary name, synced and renamed, so a crash never leaves a half-written checkpoint
+// where a resume would find it; only the newest `keep` are kept.
+//
+// Every batch and every random number of a run is a pure function of (seed, step, global sample
+// index) (DESIGN 5), so the step, the global batch and the seed locate the data cursor and the
+// random streams exactly; state.json spells them out for readers and for the checks on resume.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +20,9 @@ typedef struct {
     long step;           // training steps done (the next step to run)
     long optimizer_step; // AdamW updates applied (skipped steps do not count)
     uint64_t seed;
+    int batch;           // global batch: the data cursor is at sample step * batch
+    double target_ratio; // DyDiT: the FLOPs target of the next step (1 for a DiT)
+    double tau;          // DyDiT: the Gumbel-sigmoid temperature of the next step
 } CheckpointState;
 
 // Host buffers of a checkpoint: params and ema (table->total floats each), AdamW moments
@@ -23,10 +31,11 @@ typedef struct {
     const float *params, *ema, *adam_m, *adam_v;
 } CheckpointTensors;
 
-// Writes run_dir/checkpoints/step-<step> and points checkpoints/latest at it; exits with a one-line
-// error when the disk refuses.
-void checkpoint_save(const char *run_dir, const CheckpointState *state, const DitConfig *cfg, const TensorTable *table,
-                     const CheckpointTensors *tensors, const char *options_json, int keep);
+// Writes run_dir/checkpoints/step-<step> and points checkpoints/latest at it. 0, or -1 with a
+// one-line "PATH: problem" in err when the disk refuses (full, read-only, ...): the partial
+// checkpoint is removed and the previous ones and checkpoints/latest are left as they were.
+int checkpoint_save(const char *run_dir, const CheckpointState *state, const DitConfig *cfg, const TensorTable *table,
+                    const CheckpointTensors *tensors, const char *options_json, int keep, char *err, int err_size);
 
 typedef struct {
     DitConfig cfg;
@@ -35,7 +44,11 @@ typedef struct {
     float *params, *ema, *adam_m, *adam_v; // allocated; checkpoint_loaded_free releases them
 } LoadedCheckpoint;
 
+// The checkpoint directory `path` names: itself when it holds state.json, else the one its
+// checkpoints/latest names (a run directory); NULL when neither. The caller frees it.
+char *checkpoint_resolve(const char *path);
+
 // Loads a checkpoint directory, or the newest one of a run directory. 0, or -1 with a one-line
-// "PATH: problem" in err.
+// "PATH: problem" in err. state.batch is 0 when the file predates that field.
 int checkpoint_load(const char *path, LoadedCheckpoint *out, char *err, int err_size);
 void checkpoint_loaded_free(LoadedCheckpoint *c);

@@ -41,7 +41,8 @@ static int add_options(TrainOptions *o, Option *opts) {
          NULL, 0},
         {"synthetic-size", OPT_INT, &o->synthetic_size, "samples generated for --data synthetic", NULL, 0},
         {"init", OPT_STRING, &o->init, "start from these weights (the model shape comes from the file)", "DiT init", 0},
-        {"resume", OPT_STRING, &o->resume, "continue from a checkpoint (or a run directory's latest)", NULL, 0},
+        {"resume", OPT_STRING, &o->resume,
+         "continue from a checkpoint directory, a run directory's newest, or 'latest' (--out's newest)", NULL, 0},
         {"steps", OPT_INT, &o->steps, "train until this many steps are done", NULL, 0},
         {"batch", OPT_INT, &o->batch, "samples per step, over all processes (the global batch)", NULL, 0},
         {"global-batch", OPT_INT, &o->global_batch, "the same as --batch, spelled for multi-process runs", "--batch",
@@ -70,6 +71,7 @@ static int add_options(TrainOptions *o, Option *opts) {
         {"log", OPT_STRING, &o->log, "JSON-lines log file", "stdout", 0},
         {"out", OPT_STRING, &o->out, "run directory: model.safetensors, ema.safetensors, checkpoints/", NULL, 0},
         {"checkpoint-every", OPT_INT, &o->checkpoint_every, "steps between checkpoints (0: only at the end)", NULL, 0},
+        {"ckpt-every", OPT_INT, &o->checkpoint_every, "the same as --checkpoint-every", NULL, 0},
         {"keep-checkpoints", OPT_INT, &o->keep_checkpoints, "how many checkpoints to keep", NULL, 0},
         {"threads", OPT_INT, &o->threads, "CPU threads (0: OpenMP's default)", NULL, 0},
         {"quiet", OPT_FLAG, &o->quiet, "no progress lines on stderr", NULL, 0},
@@ -254,6 +256,7 @@ int cmd_train(int argc, char **argv) {
     if (o.log_every < 1) die("--log-every must be at least 1");
     if (o.checkpoint_every < 0 || o.keep_checkpoints < 1) die("--checkpoint-every >= 0 and --keep-checkpoints >= 1");
     if (o.resume && !o.out) die("--resume needs --out (where the continued run writes)");
+    if (o.resume && !strcmp(o.resume, "latest")) o.resume = o.out;
     if (o.threads > 0) omp_set_num_threads(o.threads);
     // from here on an error on any process ends every process of the job
     Dist *dist = dist_open(o.collective_timeout);
@@ -303,7 +306,7 @@ int cmd_train(int argc, char **argv) {
         options_print(&set, stderr, "  ");
     }
     TrainSummary s = train_run(&tc);
-    if (!quiet) {
+    if (!quiet && !s.stopped_at) {
         fprintf(stderr, "done: loss %.4f -> %.4f (mean of first/last 10%%: %.4f -> %.4f), %.1f img/s, %ld skipped",
                 s.first_loss, s.last_loss, s.mean_first, s.mean_last, s.images_per_second, s.skipped);
         if (tc.model.dynamic) fprintf(stderr, ", realised FLOPs ratio %.3f", s.flops_ratio_last);

@@ -131,15 +131,17 @@ void dist_barrier(Dist *d) { d->backend->barrier(d); }
 
 // ---- test hook ----
 
-void dist_test_fault(Dist *d, long step) {
+int dist_test_fault(Dist *d, long step) {
     const char *spec = getenv("DYDIT_TEST_FAULT");
-    if (!spec) return;
+    if (!spec) return 0;
     char kind[8];
     int rank;
     long at;
-    if (sscanf(spec, "%7[a-z]:%d:%ld", kind, &rank, &at) != 3 || (strcmp(kind, "die") && strcmp(kind, "hang")))
-        die("DYDIT_TEST_FAULT must be die:RANK:STEP or hang:RANK:STEP (got '%s')", spec);
-    if (rank != d->rank || step != at) return;
+    if (sscanf(spec, "%7[a-z]:%d:%ld", kind, &rank, &at) != 3 ||
+        (strcmp(kind, "die") && strcmp(kind, "hang") && strcmp(kind, "nan")))
+        die("DYDIT_TEST_FAULT must be die:RANK:STEP, hang:RANK:STEP or nan:RANK:STEP (got '%s')", spec);
+    if (rank != d->rank || step != at) return 0;
+    if (!strcmp(kind, "nan")) return 1;
     if (!strcmp(kind, "die")) die("test fault: rank %d stops at step %ld", rank, step);
     fprintf(stderr, "test fault: rank %d hangs at step %ld\n", rank, step);
     for (;;) pause();

@@ -61,5 +61,7 @@ void dist_broadcast(Dist *d, void *buf, size_t bytes, int root);
 void dist_barrier(Dist *d);
 
 // Test hook: DYDIT_TEST_FAULT=die:R:S makes rank R exit with an error when it reaches step S,
-// hang:R:S makes it stop responding there; the tests check that the job ends promptly.
-void dist_test_fault(Dist *d, long step);
+// hang:R:S makes it stop responding there (the tests check that the job ends promptly); nan:R:S
+// returns 1 on rank R at step S, whose caller then poisons its gradients (the tests check that the
+// update is skipped everywhere and nothing non-finite is written). Else 0.
+int dist_test_fault(Dist *d, long step);

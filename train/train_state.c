@@ -42,6 +42,10 @@ void train_state_create(TrainState *s, const TrainConfig *tc, Dist *d, int capac
             warn("%s: the checkpoint was trained with seed %llu, this run uses %llu; the data order and noise "
                  "change",
                  tc->resume, (unsigned long long)ck.state.seed, (unsigned long long)tc->seed);
+        if (ck.state.batch && ck.state.batch != tc->batch && d->rank == 0)
+            warn("%s: the checkpoint was trained with a global batch of %d, this run uses %d; the data cursor "
+                 "(step x batch) and the noise of later steps change",
+                 tc->resume, ck.state.batch, tc->batch);
         ops->upload(s->m.params, ck.params, s->total * sizeof(float));
         ops->upload(s->ema, ck.ema, s->total * sizeof(float));
         ops->upload(s->adam_m, ck.adam_m + s->shard.offset, s->shard.count * sizeof(float));
@@ -73,7 +77,7 @@ void train_state_destroy(TrainState *s) {
 
 // The CPU backend's buffers are host memory, so the collectives below read them directly; a device
 // backend sums them through train/dist_nccl.h instead.
-OptimStepInfo train_state_update(TrainState *s, long step) {
+OptimStepInfo train_state_update(TrainState *s, long step, double loss) {
     Dist *d = s->dist;
     float *params = s->m.params + s->first_trainable, *grads = s->m.grads + s->first_trainable;
     OptimStepInfo info;
@@ -81,13 +85,14 @@ OptimStepInfo train_state_update(TrainState *s, long step) {
         dist_reduce_scatter_sum_f32(d, grads, s->grad_shard, s->trainable);
         double squares = optim_sum_squares(&s->opt, s->grad_shard, s->shard.count);
         dist_allreduce_sum_f64(d, &squares, 1);
-        info = optim_step(&s->opt, step, sqrt(squares), params + s->shard.offset, s->grad_shard, s->adam_m, s->adam_v,
-                          s->shard.count);
+        info = optim_step(&s->opt, step, isfinite(loss) ? sqrt(squares) : NAN, params + s->shard.offset, s->grad_shard,
+                          s->adam_m, s->adam_v, s->shard.count);
         if (info.updated) dist_allgather_f32(d, params, s->trainable);
     } else {
         dist_allreduce_sum_f32(d, grads, s->trainable, s->bucket);
         double norm = optim_grad_norm(&s->opt, grads, s->trainable);
-        info = optim_step(&s->opt, step, norm, params, grads, s->adam_m, s->adam_v, s->trainable);
+        info =
+            optim_step(&s->opt, step, isfinite(loss) ? norm : NAN, params, grads, s->adam_m, s->adam_v, s->trainable);
     }
     optim_ema_update(&s->opt, s->ema, s->m.params, s->total);
     return info;
@@ -113,35 +118,68 @@ static float *gather_moment(const TrainState *s, const float *moment) {
     return full;
 }
 
-void train_state_save_checkpoint(TrainState *s, const TrainConfig *tc, long step) {
+static int all_finite(const float *x, size_t n) {
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= isfinite(x[i]) != 0;
+    return ok;
+}
+
+// Rank 0's outcome on every rank.
+static int shared_outcome(Dist *d, int rc) {
+    double failed = rc != 0;
+    dist_allreduce_sum_f64(d, &failed, 1);
+    return failed > 0 ? -1 : 0;
+}
+
+int train_state_save_checkpoint(TrainState *s, const TrainConfig *tc, long step, char *err, int err_size) {
     float *adam_m = gather_moment(s, s->adam_m), *adam_v = gather_moment(s, s->adam_v);
-    if (s->dist->rank != 0) return;
+    if (s->dist->rank != 0) return shared_outcome(s->dist, 0);
     CheckpointTensors t = {
         .params = download(s, s->m.params, s->total),
         .ema = download(s, s->ema, s->total),
         .adam_m = adam_m,
         .adam_v = adam_v,
     };
-    CheckpointState st = {.step = step, .optimizer_step = s->opt.step, .seed = tc->seed};
-    checkpoint_save(tc->out_dir, &st, &s->m.cfg, &s->m.table, &t, tc->options_json, tc->keep_checkpoints);
+    CheckpointState st = {.step = step,
+                          .optimizer_step = s->opt.step,
+                          .seed = tc->seed,
+                          .batch = tc->batch,
+                          .target_ratio = tc->model.dynamic ? dydit_target_at(&tc->dydit, step) : 1.0,
+                          .tau = tc->model.dynamic ? dydit_tau_at(&tc->dydit, step, tc->steps) : 0.0};
+    int rc = 0;
+    if (!all_finite(t.params, s->total) || !all_finite(t.ema, s->total) || !all_finite(adam_m, s->trainable) ||
+        !all_finite(adam_v, s->trainable))
+        rc = fail_at(err, err_size, tc->out_dir,
+                     "non-finite values in the training state at step %ld; checkpoint "
+                     "not written",
+                     step);
+    else
+        rc = checkpoint_save(tc->out_dir, &st, &s->m.cfg, &s->m.table, &t, tc->options_json, tc->keep_checkpoints, err,
+                             err_size);
     free((void *)t.params);
     free((void *)t.ema);
     free(adam_m);
     free(adam_v);
+    return shared_outcome(s->dist, rc);
 }
 
-void train_state_save_weights(TrainState *s, const TrainConfig *tc, long step) {
-    if (s->dist->rank != 0) return;
+int train_state_save_weights(TrainState *s, const TrainConfig *tc, long step, char *err, int err_size) {
+    if (s->dist->rank != 0) return shared_outcome(s->dist, 0);
     const char *names[2] = {"model.safetensors", "ema.safetensors"};
     const float *buffers[2] = {s->m.params, s->ema};
-    char step_text[32], err[1024];
+    char step_text[32];
     snprintf(step_text, sizeof(step_text), "%ld", step);
     WeightsMeta meta[2] = {{"step", step_text}, {"train_options", tc->options_json ? tc->options_json : "{}"}};
-    for (int i = 0; i < 2; i++) {
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
         float *host = download(s, buffers[i], s->total);
         char *path = xasprintf("%s/%s", tc->out_dir, names[i]);
-        if (weights_save(path, &s->m.cfg, &s->m.table, host, meta, 2, err, sizeof(err))) die("%s", err);
+        if (!all_finite(host, s->total))
+            rc = fail_at(err, err_size, path, "non-finite values in the weights; not written");
+        else
+            rc = weights_save(path, &s->m.cfg, &s->m.table, host, meta, 2, err, err_size);
         free(path);
         free(host);
     }
+    return shared_outcome(s->dist, rc);
 }

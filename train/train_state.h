@@ -37,10 +37,13 @@ void train_state_create(TrainState *s, const TrainConfig *tc, Dist *d, int capac
 void train_state_destroy(TrainState *s);
 
 // The update of iteration `step` from the gradients in m.grads (this rank's share of the step's
-// mean gradient). Collective: every rank calls it.
-OptimStepInfo train_state_update(TrainState *s, long step);
+// mean gradient). A non-finite loss (the same on every rank) or gradient norm cancels the update.
+// Collective: every rank calls it.
+OptimStepInfo train_state_update(TrainState *s, long step, double loss);
 
 // A checkpoint of `step` in tc->out_dir (collective: rank 0 gathers ZeRO's moments and writes).
-void train_state_save_checkpoint(TrainState *s, const TrainConfig *tc, long step);
-// model.safetensors and ema.safetensors in tc->out_dir, written by rank 0.
-void train_state_save_weights(TrainState *s, const TrainConfig *tc, long step);
+// Nothing non-finite is ever written. 0, or -1 on every rank when rank 0 could not write (err
+// holds the reason on rank 0); earlier checkpoints are then intact.
+int train_state_save_checkpoint(TrainState *s, const TrainConfig *tc, long step, char *err, int err_size);
+// model.safetensors and ema.safetensors in tc->out_dir, written by rank 0; same outcome rules.
+int train_state_save_weights(TrainState *s, const TrainConfig *tc, long step, char *err, int err_size);

@@ -9,6 +9,7 @@
 #include "model/diffusion.h"
 #include "model/objective.h"
 #include "train/batch.h"
+#include "train/stop_request.h"
 #include "train/train_state.h"
 
 double dydit_target_at(const DyditTraining *d, long step) {
@@ -224,6 +225,13 @@ static void describe_run(const TrainConfig *tc, const TrainState *s, const Batch
     if (s->start_step) fprintf(stderr, "resuming at step %ld\n", s->start_step);
 }
 
+// Whether any rank received SIGINT/SIGTERM: every rank stops after the same step.
+static int stop_agreed(Dist *d) {
+    double stop = stop_requested(NULL);
+    if (d->world > 1) dist_allreduce_sum_f64(d, &stop, 1);
+    return stop > 0;
+}
+
 TrainSummary train_run(const TrainConfig *tc) {
     Dist *d = tc->dist ? tc->dist : dist_single();
     BatchSplit split = split_batch(tc, d);
@@ -255,12 +263,14 @@ TrainSummary train_run(const TrainConfig *tc) {
     if (lead && !tc->quiet) describe_run(tc, &s, &split, d);
 
     TrainSummary sum = {0};
+    char err[1024] = "";
+    stop_request_install();
     const int B = split.global;
     long run_steps = tc->steps - s.start_step, window = run_steps / 10 > 0 ? run_steps / 10 : 1;
     double start = now_seconds();
     for (long step = s.start_step; step < tc->steps; step++) {
         long done = step - s.start_step;
-        dist_test_fault(d, step);
+        int poison = dist_test_fault(d, step);
         host_batch_fill(&hb, &recipe, data, step);
         DynamicTerms dyn = {0};
         double target = 1.0;
@@ -275,7 +285,15 @@ TrainSummary train_run(const TrainConfig *tc) {
                                  .noisy = 1};
         }
         LossTerms loss = run_passes(&st, step, c->dynamic ? &dyn : NULL);
-        OptimStepInfo info = train_state_update(&s, step);
+        if (poison) {
+            const float nan = NAN;
+            ops->upload(s.m.grads + s.first_trainable, &nan, sizeof(float));
+        }
+        OptimStepInfo info = train_state_update(&s, step, loss.loss);
+        int stopping = step + 1 < tc->steps && stop_agreed(d);
+        if (lead && info.nonfinite)
+            warn("step %ld: non-finite %s; the update was skipped", step + 1,
+                 isfinite(loss.loss) ? "gradient norm" : "loss");
 
         if (done == 0) sum.first_loss = loss.loss;
         sum.last_loss = loss.loss;
@@ -287,7 +305,7 @@ TrainSummary train_run(const TrainConfig *tc) {
         }
         sum.skipped += !info.updated;
 
-        if (lead && (step % tc->log_every == 0 || step == tc->steps - 1)) {
+        if (lead && (step % tc->log_every == 0 || step == tc->steps - 1 || stopping)) {
             double elapsed = now_seconds() - start, rate = (double)(done + 1) * B / elapsed;
             log_step(log, tc, step, &loss, &info, target, rate, elapsed);
             if (!tc->quiet) {
@@ -298,16 +316,34 @@ TrainSummary train_run(const TrainConfig *tc) {
                 fprintf(stderr, "  %.1f img/s  eta %s\n", rate, eta);
             }
         }
-        if (tc->out_dir && tc->checkpoint_every > 0 && (step + 1) % tc->checkpoint_every == 0 && step + 1 < tc->steps)
-            train_state_save_checkpoint(&s, tc, step + 1);
+        if (stopping) {
+            sum.stopped_at = step + 1;
+            run_steps = step + 1 - s.start_step;
+            break;
+        }
+        if (tc->out_dir && tc->checkpoint_every > 0 && (step + 1) % tc->checkpoint_every == 0 && step + 1 < tc->steps &&
+            train_state_save_checkpoint(&s, tc, step + 1, err, sizeof(err)) && lead)
+            warn("%s; the previous checkpoint is intact and training goes on", err);
     }
     sum.images_per_second = (double)run_steps * B / (now_seconds() - start);
-    if (tc->out_dir) {
-        train_state_save_checkpoint(&s, tc, tc->steps);
-        train_state_save_weights(&s, tc, tc->steps);
+    if (tc->out_dir && sum.stopped_at) {
+        if (train_state_save_checkpoint(&s, tc, sum.stopped_at, err, sizeof(err)))
+            die("%s", lead ? err : "checkpoint failed on rank 0");
+        if (lead)
+            fprintf(stderr,
+                    "stopped by a signal after step %ld/%ld: wrote %s/checkpoints/latest; continue with "
+                    "--resume latest\n",
+                    sum.stopped_at, tc->steps, tc->out_dir);
+    } else if (tc->out_dir) {
+        if (train_state_save_checkpoint(&s, tc, tc->steps, err, sizeof(err)) ||
+            train_state_save_weights(&s, tc, tc->steps, err, sizeof(err)))
+            die("%s", lead ? err : "checkpoint failed on rank 0");
         if (lead && !tc->quiet)
             fprintf(stderr, "wrote %s/model.safetensors, %s/ema.safetensors and a checkpoint\n", tc->out_dir,
                     tc->out_dir);
+    } else if (lead && sum.stopped_at) {
+        fprintf(stderr, "stopped by a signal after step %ld/%ld (no --out: nothing written)\n", sum.stopped_at,
+                tc->steps);
     }
     dist_barrier(d); // every rank returns once the run's files are complete
 

@@ -64,8 +64,9 @@ typedef struct {
     double mean_first, mean_last; // mean total loss over the first and the last 10% of the steps run
     double diffusion_last;        // mean (dynamic) mse + vb over the last 10% of the steps
     double flops_ratio_last;      // DyDiT: mean realised FLOPs ratio over the last 10% of the steps
-    long skipped;                 // updates cancelled by the gradient policy
+    long skipped;                 // updates cancelled by the gradient policy or a non-finite loss
     double images_per_second;     // of the whole job
+    long stopped_at;              // SIGINT/SIGTERM: the step of the checkpoint written; else 0
 } TrainSummary;
 
 // The FLOPs target of `step` (SPEC 4.2).
@@ -74,5 +75,7 @@ double dydit_target_at(const DyditTraining *d, long step);
 double dydit_tau_at(const DyditTraining *d, long step, long steps);
 
 // Runs the loop on every rank of tc->dist; exits with a one-line error on invalid input (which
-// ends every rank). The summary is the same on every rank.
+// ends every rank). The summary is the same on every rank. SIGINT or SIGTERM on any rank ends the
+// run after the current step with a checkpoint (summary.stopped_at). A failed periodic checkpoint
+// is a warning (the previous one stays intact and training goes on); a failed final one is fatal.
 TrainSummary train_run(const TrainConfig *tc);
