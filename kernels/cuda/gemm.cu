@@ -208,15 +208,15 @@ __global__ void column_sums_add_kernel(float *dbias, const double *partial, int 
 // dbias (N) += column sums of dout. Each GEMM costs 2 M N K FLOPs.
 void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, int M, int K, int N) {
-    if (M <= 0 || K <= 0) return;
-    if (dinp) {
+    if (M <= 0) return;
+    if (dinp && K > 0) {
         if (N > 0) // column-major dinp^T (K, M) = weight^T (K, N) . dout^T (N, M)
             gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, weight, K, dout, N, 0.0f, dinp, K, NULL);
         else
             cuda_zero(dinp, sizeof(float) * M * K);
     }
     if (N <= 0) return;
-    if (dweight) // column-major dweight^T (K, N) += inp^T (K, M) . dout (M, N)
+    if (dweight && K > 0) // column-major dweight^T (K, N) += inp^T (K, M) . dout (M, N)
         gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, inp, K, dout, N, 1.0f, dweight, K, NULL);
     if (dbias) {
         int chunks = (M + COLSUM_ROWS - 1) / COLSUM_ROWS;

@@ -31,10 +31,24 @@ int cuda_device_count(void) {
     return n;
 }
 
+// Never launched: asking for its attributes tells whether this build has code the device runs.
+__global__ void arch_probe_kernel(void) {}
+
 int cuda_init(int device, char *err, int err_size) {
     cudaError_t e;
     if ((e = cudaSetDevice(device)) != cudaSuccess) {
         snprintf(err, err_size, "CUDA device %d: %s", device, cudaGetErrorString(e));
+        cudaGetLastError();
+        return -1;
+    }
+    cudaFuncAttributes attr;
+    if ((e = cudaFuncGetAttributes(&attr, arch_probe_kernel)) != cudaSuccess) {
+        cudaDeviceProp prop;
+        int major = 0, minor = 0;
+        if (cudaGetDeviceProperties(&prop, device) == cudaSuccess) major = prop.major, minor = prop.minor;
+        snprintf(err, err_size,
+                 "CUDA device %d (sm_%d%d) cannot run this build's kernels (rebuild with CUDA_ARCH=sm_%d%d): %s",
+                 device, major, minor, major, minor, cudaGetErrorString(e));
         cudaGetLastError();
         return -1;
     }
@@ -63,9 +77,11 @@ void *cuda_alloc(size_t bytes) {
     return p;
 }
 
-// cudaFree waits for the device, so queued work that still reads ptr finishes first.
+// Queued work that still uses ptr finishes first.
 void cuda_release(void *ptr) {
-    if (ptr) CUDA_CHECK(cudaFree(ptr));
+    if (!ptr) return;
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    CUDA_CHECK(cudaFree(ptr));
 }
 
 void cuda_upload(void *dst, const void *host_src, size_t bytes) {
