@@ -27,7 +27,7 @@ typedef struct {
     HeadView v[MAX_VIEWS];
 } HeadViews;
 
-// ptrs (count, B*H): the start of every (b, h) matrix of each view. B H count threads.
+// ptrs (count, B*H): the start of every (b, h) matrix of each view; one thread (8 bytes) per pointer.
 __global__ void head_pointers_kernel(const float **ptrs, HeadViews views, int count, int B, int H) {
     int i = blockIdx.x * blockDim.x + threadIdx.x, n = B * H;
     if (i >= n * count) return;

@@ -113,8 +113,9 @@ static const Plan *plan_for(const PlanKey *key, const float *bias) {
     return p;
 }
 
-// C (rows, cols) column-major with leading dimension ldc: every column = bias (rows).
-// Only for biases cuBLASLt's epilogue cannot take; one thread per element, coalesced.
+// C (rows, cols) column-major with leading dimension ldc: every column = bias (rows). Only for
+// biases cuBLASLt's epilogue cannot take (the product then adds onto it with beta = 1); one thread
+// per element, consecutive threads down a column: coalesced 4-byte writes, the bias read from cache.
 __global__ void fill_columns_kernel(float *C, const float *bias, int rows, int cols, int ldc) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)rows * cols) return;
