@@ -4,9 +4,9 @@
 // A convolution costs 2 B Co Ho Wo Ci k k FLOPs. The im2col matrix of one image, (Ci k k, Ho Wo),
 // holds k k copies of the input (1.2 GB for a 512x512 image with 128 channels and a 3x3 kernel), so
 // it is built for a chunk at a time, at most CONV_SCRATCH_FLOATS: whole images when they fit,
-// else runs of output pixels of one image. Writing and re-reading it costs 8 bytes per
-// multiply-add column against 2 Co FLOPs, which for the VAE's 128-512 channels is the larger part of
-// the time; an implicit-GEMM kernel would avoid it.
+// else runs of output pixels of one image. Writing and re-reading it costs 8 bytes per element
+// against that element's 2 Co FLOPs, which for the VAE's 128-512 channels can take as long as the
+// product itself; an implicit-GEMM kernel would avoid it.
 //
 // cuBLAS is column-major: out_b (Co, Ho*Wo) row-major is the column-major (Ho*Wo, Co) matrix
 // col_b^T . weight^T, with col_b (Ci*k*k, P) row-major and weight (Co, Ci*k*k) row-major.
