@@ -96,10 +96,11 @@ void cuda_group_mask_forward(float *out, const float *x, const float *mask, int 
 __global__ void group_mask_dmask_kernel(float *dmask, const float *dout, const float *x, int mask_stride, int T, int G,
                                         int S) {
     int g = blockIdx.x, b = blockIdx.y;
-    size_t n = (size_t)T * S;
+    int n = T * S;
     double acc = 0.0;
-    for (size_t j = threadIdx.x; j < n; j += blockDim.x) {
-        size_t t = j / S, s = j % S, at = (((size_t)b * T + t) * G + g) * S + s;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        int t = j / S, s = j % S;
+        size_t at = (((size_t)b * T + t) * G + g) * S + s;
         acc += (double)dout[at] * x[at];
     }
     acc = block_sum(acc);
@@ -119,6 +120,7 @@ void cuda_group_mask_backward(float *dx, float *dmask, const float *dout, const 
 
 // ratio (B) from head, chan (B, L, H) and keep (B, L, T): one block per sample, warp w computing the
 // mask means of blocks l = w, w + warps, ...; the per-block terms are then added in order of l.
+// Reads 4 B L (2 H + T) bytes.
 __global__ void flops_ratio_forward_kernel(float *ratio, const float *head, const float *chan, const float *keep, int L,
                                            int H, int T, double attn, double mlp) {
     extern __shared__ double term[]; // (L)
@@ -153,7 +155,8 @@ void cuda_flops_ratio_forward(float *ratio, const float *head, const float *chan
 }
 
 // Adds dratio[b] d ratio[b] / d mask into dhead, dchan (B, L, H) and dkeep (B, L, T); one block per
-// (b, l), whose channel and token means are block sums in double.
+// (b, l), whose channel and token means are block sums in double. Reads 4 B L (H + T) bytes, adds
+// into 4 B L (2 H + T).
 __global__ void flops_ratio_backward_kernel(float *dhead, float *dchan, float *dkeep, const float *dratio,
                                             const float *chan, const float *keep, int L, int H, int T, double attn,
                                             double mlp) {
