@@ -36,7 +36,7 @@ __global__ void map_binary_kernel(float *out, const float *a, const float *b, si
 
 static inline unsigned map_blocks(size_t n, bool vec) {
     unsigned blocks = cuda_blocks(vec ? (n + 3) / 4 : n, MAP_THREADS);
-    return blocks < MAP_MAX_BLOCKS ? blocks : MAP_MAX_BLOCKS;
+    return blocks < (unsigned)MAP_MAX_BLOCKS ? blocks : (unsigned)MAP_MAX_BLOCKS;
 }
 
 // out[i] = f(a[i]), n floats.
