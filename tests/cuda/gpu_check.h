@@ -48,3 +48,10 @@ static __attribute__((unused)) size_t bit_mismatches(const float *a, const float
         }
     return count;
 }
+
+// A new host array holding n floats of backend memory (either backend).
+static __attribute__((unused)) float *host_copy(const Ops *o, const float *src, size_t n) {
+    float *host = xmalloc((n ? n : 1) * sizeof(float));
+    o->download(host, src, n * sizeof(float));
+    return host;
+}
