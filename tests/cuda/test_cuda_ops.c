@@ -25,16 +25,22 @@ static const Tol EXACT = {0, 0};
 // Element-wise arithmetic in fp32 either way; only the rounding of a different but equivalent
 // expression (fused multiply-adds) may differ.
 static const Tol ELEMENTWISE = {1e-6, 1e-6};
+// Element-wise functions through expf/tanhf, whose CUDA and glibc versions differ by an ulp or two
+// and may come from fast intrinsics; the backend's fp32 goal is 1e-5.
+static const Tol ACTIVATION = {1e-5, 1e-5};
 // Reductions in fp32 (row statistics, sums over tokens), summed in a different order.
 static const Tol REDUCTION = {1e-5, 1e-5};
 // Dense products: fp32 GEMMs summed in another order; in bf16 the inputs are rounded to 8
 // mantissa bits (2^-9 relative each), which leaves ~3e-3 relative on random data: 1e-2 bounds it.
 static const Tol GEMM = {1e-5, 1e-2};
+// Convolutions: a library may pick Winograd or FFT algorithms, whose transforms round more than
+// direct sums: 5e-5 in fp32; bf16 as GEMMs.
+static const Tol CONV = {5e-5, 1e-2};
 // Attention: bf16 q, k enter the exponentials of the softmax and bf16 probabilities meet bf16 v, a
-// product of two roundings: 2e-2. Its fp32 backward subtracts each row's mean of dprobs weighted by
-// probs (cancellation): 2e-5.
+// product of two roundings: 2e-2. Its backward chains three bf16 products (dprobs, then dq, dk):
+// 3e-2; in fp32 it subtracts each row's mean of dprobs weighted by probs (cancellation): 2e-5.
 static const Tol ATTENTION_FWD = {1e-5, 2e-2};
-static const Tol ATTENTION_BWD = {2e-5, 2e-2};
+static const Tol ATTENTION_BWD = {2e-5, 3e-2};
 // Transcendental functions of large arguments or differences of near-equal logs: cosf(t f) with t
 // up to 999, where one ulp of f moves the argument by ~6e-5; the variational bound's KL of two
 // nearly equal Gaussians and its discretized-Gaussian log-likelihood.
@@ -278,11 +284,11 @@ static void run_unary(const Ops *o, const Case *c) {
     MEMBER(UnaryFn)(F(0) + k, F(1) + k, c->n - k);
 }
 
-static Case *unary(const char *name, size_t member, size_t n, int off, float sd) {
+static Case *unary(const char *name, size_t member, size_t n, int off, Tol tol) {
     Case *c = new_case(name, run_unary);
     c->member = member, c->n = n, c->off = off;
-    out_f(c, "out", garbage(n), n, ELEMENTWISE);
-    in_f(c, "x", randn(n, sd), n);
+    out_f(c, "out", garbage(n), n, tol);
+    in_f(c, "x", randn(n, 3), n);
     return c;
 }
 
@@ -296,13 +302,13 @@ static void run_unary_backward_in_place(const Ops *o, const Case *c) {
 }
 
 // din overwritten, or din aliasing dout.
-static Case *unary_backward(const char *name, size_t member, size_t n, int off, int in_place) {
+static Case *unary_backward(const char *name, size_t member, size_t n, int off, int in_place, Tol tol) {
     Case *c = new_case(name, in_place ? run_unary_backward_in_place : run_unary_backward);
     c->member = member, c->n = n, c->off = off;
     if (in_place) {
-        out_f(c, "din=dout", randn(n, 1), n, ELEMENTWISE);
+        out_f(c, "din=dout", randn(n, 1), n, tol);
     } else {
-        out_f(c, "din", garbage(n), n, ELEMENTWISE);
+        out_f(c, "din", garbage(n), n, tol);
         in_f(c, "dout", randn(n, 1), n);
     }
     in_f(c, "x", randn(n, 2), n);
@@ -531,7 +537,7 @@ static Case *st_gate_forward(const char *name, int rows, int cols, int with_nois
     c->R = rows, c->k = cols, c->f1 = 5, c->f2 = threshold;
     size_t nh = (size_t)rows * (cols + 1), n = (size_t)rows * cols, nn = (size_t)rows * (cols + 3);
     out_f(c, "hard", garbage(nh), nh, EXACT);
-    out_f(c, "soft", garbage(n), n, ELEMENTWISE);
+    out_f(c, "soft", garbage(n), n, ACTIVATION);
     in_f(c, "logits", randn(n, 2), n);
     if (with_noise)
         in_f(c, "noise", randn(nn, 1.5f), nn);
@@ -809,7 +815,7 @@ static Case *conv2d(const char *name, int B, int Ci, int H, int W, int Co, int k
     c->p3 = pt, c->p4 = pl, c->M = pb, c->K = pr;
     int Ho = (H + pt + pb - k) / stride + 1, Wo = (W + pl + pr - k) / stride + 1;
     size_t no = (size_t)B * Co * Ho * Wo, nx = (size_t)B * Ci * H * W, nw = (size_t)Co * Ci * k * k;
-    out_f(c, "out", garbage(no), no, GEMM);
+    out_f(c, "out", garbage(no), no, CONV);
     in_f(c, "x", randn(nx, 1), nx);
     in_f(c, "weight", randn(nw, 1 / sqrtf((float)Ci * k * k)), nw);
     if (bias)
@@ -990,15 +996,19 @@ static void build_cases(void) {
     struct {
         const char *name;
         size_t fwd, bwd;
-    } unaries[3] = {{"silu", offsetof(Ops, silu_forward), offsetof(Ops, silu_backward)},
-                    {"gelu", offsetof(Ops, gelu_forward), offsetof(Ops, gelu_backward)},
-                    {"relu", offsetof(Ops, relu_forward), offsetof(Ops, relu_backward)}};
+        Tol tol;
+    } unaries[3] = {{"silu", offsetof(Ops, silu_forward), offsetof(Ops, silu_backward), ACTIVATION},
+                    {"gelu", offsetof(Ops, gelu_forward), offsetof(Ops, gelu_backward), ACTIVATION},
+                    {"relu", offsetof(Ops, relu_forward), offsetof(Ops, relu_backward), ELEMENTWISE}};
     for (int i = 0; i < 3; i++) {
-        add(unary(xasprintf("%s_forward", unaries[i].name), unaries[i].fwd, 100003, 0, 3));
-        add(unary(xasprintf("%s_forward.unaligned", unaries[i].name), unaries[i].fwd, 100003, 1, 3));
-        add(unary_backward(xasprintf("%s_backward", unaries[i].name), unaries[i].bwd, 100003, 0, 0));
-        add(unary_backward(xasprintf("%s_backward.unaligned", unaries[i].name), unaries[i].bwd, 100003, 1, 0));
-        add(unary_backward(xasprintf("%s_backward.in_place", unaries[i].name), unaries[i].bwd, 100003, 0, 1));
+        const char *op = unaries[i].name;
+        size_t fwd = unaries[i].fwd, bwd = unaries[i].bwd;
+        Tol tol = unaries[i].tol;
+        add(unary(xasprintf("%s_forward", op), fwd, 100003, 0, tol));
+        add(unary(xasprintf("%s_forward.unaligned", op), fwd, 100003, 1, tol));
+        add(unary_backward(xasprintf("%s_backward", op), bwd, 100003, 0, 0, tol));
+        add(unary_backward(xasprintf("%s_backward.unaligned", op), bwd, 100003, 1, 0, tol));
+        add(unary_backward(xasprintf("%s_backward.in_place", op), bwd, 100003, 0, 1, tol));
     }
     add(scale_case("scale", 100003, 0));
     add(scale_case("scale.unaligned", 100003, 1));
