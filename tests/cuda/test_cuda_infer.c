@@ -17,8 +17,9 @@
 // CPU test). bf16: GEMM and attention inputs rounded to 8 bits, through a whole network: 2e-2.
 static double forward_tol(CudaPrecision p) { return p == CUDA_PRECISION_FP32 ? 1e-5 : 2e-2; }
 // Ten guided steps: guidance scale 4 multiplies a difference of the two halves' outputs by 4 and
-// later steps carry the earlier ones' differences: fp32 1e-4; bf16 1e-1.
-static double sample_tol(CudaPrecision p) { return p == CUDA_PRECISION_FP32 ? 1e-4 : 1e-1; }
+// later steps carry the earlier ones' differences: fp32 1e-4; bf16 5e-2 (the CPU with its GEMM and
+// attention inputs rounded to bf16 ends 6e-3 away).
+static double sample_tol(CudaPrecision p) { return p == CUDA_PRECISION_FP32 ? 1e-4 : 5e-2; }
 
 typedef struct {
     DitModel cpu, gpu;

@@ -20,7 +20,7 @@
 enum { BATCH = 4 };
 
 typedef struct {
-    double loss_terms, grads, grad_norm, update, ema;
+    double loss_terms, grads, router_grads, grad_norm, update, ema;
 } StepTol;
 
 // fp32: whole-network rounding of two fp32 backends (summation orders, transcendental functions)
@@ -28,10 +28,14 @@ typedef struct {
 // and on each gradient tensor (some are small differences of large terms); 1e-5 on the global
 // norm, a sum dominated by the large gradients. bf16: GEMM and attention inputs rounded to 8 bits
 // through two forwards and a backward: 2e-2 on the losses and the norm, 5e-2 per gradient tensor
-// and on the AdamW update (a smooth function of the gradient, see above). The EMA moves by 1e-4 of
-// the update: 1e-6 in both.
-static const StepTol FP32_STEP = {1e-4, 1e-4, 1e-5, 1e-4, 1e-6};
-static const StepTol BF16_STEP = {2e-2, 5e-2, 2e-2, 5e-2, 1e-6};
+// and on the AdamW update (a smooth function of the gradient, see above); the CPU with its GEMM
+// and attention inputs rounded to bf16 stays below 1.4e-2 on every tensor. The routers' gradients
+// are an exception: a mask's straight-through gradient is a sum over a token's channels (or a
+// head's tokens) of dout * gate * branch that cancels to a small value, so the rounding of its
+// terms is amplified; that CPU emulation reaches 1e-1 on a token router: 3e-1. The EMA moves by
+// 1e-4 of the update: 1e-6 in both.
+static const StepTol FP32_STEP = {1e-4, 1e-4, 1e-4, 1e-5, 1e-4, 1e-6};
+static const StepTol BF16_STEP = {2e-2, 5e-2, 3e-1, 2e-2, 5e-2, 1e-6};
 
 // What both backends start from.
 typedef struct {
@@ -251,7 +255,9 @@ static void step_parity(const char *tag, const DitConfig *cfg, CudaPrecision pre
         if (!ti->trainable) continue;
         char what[160];
         snprintf(what, sizeof(what), "grad.%s", ti->name);
-        check_array(label, what, gpu.grads + ti->offset, cpu.grads + ti->offset, ti->numel, tol->grads);
+        int router = strstr(ti->name, "_rate.") || strstr(ti->name, "token_selection.");
+        check_array(label, what, gpu.grads + ti->offset, cpu.grads + ti->offset, ti->numel,
+                    router ? tol->router_grads : tol->grads);
         worst = fmax(worst, rel_error(gpu.grads + ti->offset, cpu.grads + ti->offset, ti->numel));
     }
     printf("%s: worst per-tensor gradient error %.2e\n", label, worst);
