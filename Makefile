@@ -79,6 +79,12 @@ endif
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/test_*.c tests/parity_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# The GPU tests (tests/cuda/*.c, CPU twin against ops_cuda): built by make test too whenever the CUDA
+# backend is, so a build machine without a GPU still compiles them; only make test-cuda runs them.
+CUDA_TEST_BIN =
+ifeq ($(CUDA_FOUND),yes)
+CUDA_TEST_BIN = $(patsubst tests/cuda/%.c,$(BUILD)/tests/cuda/%,$(wildcard tests/cuda/*.c))
+endif
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -104,6 +110,7 @@ $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
+# Also builds the GPU tests: build/tests/cuda/NAME from tests/cuda/NAME.c.
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libdydit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdydit.a $(LDLIBS)
@@ -127,14 +134,16 @@ $(BUILD)/tests/dist_probe_nompi: tests/dist_probe.c train/dist.c common/util.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -DDYDIT_MPI $(MPI_CFLAGS),$(CFLAGS)) -o $@ $(filter %.c,$^)
 
-test: dydit $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi
+test: dydit $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN)
 	PYTHON=$(PYTHON) tests/run.sh
 
-# Needs GPUs and MPI: every GPU of this machine in one NCCL communicator (as root:
-# MPIRUN="mpirun --allow-run-as-root").
+# The GPU suite (tests/cuda/run.sh): every CUDA op and a whole DyDiT training step, sampling loop
+# and VAE against the CPU backend, then every GPU of this machine in one NCCL communicator. Needs a
+# GPU, and MPI for the NCCL check (as root: MPIRUN="mpirun --allow-run-as-root").
 MPIRUN ?= mpirun
-test-cuda: $(BUILD)/tests/cuda_nccl
-	$(MPIRUN) -np $$(nvidia-smi -L | wc -l) $(BUILD)/tests/cuda_nccl
+test-cuda: dydit $(CUDA_TEST_BIN) $(NCCL_BIN)
+	@[ "$(CUDA_FOUND)" = yes ] || { echo "error: the CUDA backend was not built (nvcc or cuBLASLt not found, or CUDA=0)" >&2; exit 1; }
+	MPIRUN="$(MPIRUN)" PYTHON=$(PYTHON) tests/cuda/run.sh
 
 bench: dydit $(BENCH_BIN)
 	PYTHON=$(PYTHON) bench/cpu_train_step.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test program and reference comparison; prints "N passed, N failed" last and exits
-# non-zero on any failure. Each program prints "PASS name" / "FAIL name: why" lines; a program that
-# exits non-zero without printing a FAIL line counts as one failure.
+# Runs every test program and reference comparison of the CPU suite; prints "N passed, N failed"
+# last and exits non-zero on any failure (accounting: tests/suite.sh). The GPU tests
+# (build/tests/cuda, tests/cuda) are built by make test but run only by make test-cuda.
 set -u
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -10,36 +10,19 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 PYTHON=${PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/dydit-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
+. tests/suite.sh
 
-run() { # run NAME COMMAND...
-    local name=$1; shift
-    local log="$work/$name.log"
-    local start=$SECONDS
-    "$@" >"$log" 2>&1
-    local rc=$?
-    local p f
-    p=$(grep -c '^PASS ' "$log")
-    f=$(grep -c '^FAIL ' "$log")
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        echo "FAIL $name: exited with status $rc" >>"$log"
-        f=1
-    fi
-    passed=$((passed + p))
-    failed=$((failed + f))
-    printf '%-28s %3d passed %3d failed  (%ds)\n' "$name" "$p" "$f" $((SECONDS - start))
-    if [ "$f" -ne 0 ]; then sed 's/^/    /' "$log" | grep -v '^    PASS ' | tail -n 40; fi
-}
-
+if gpu_present; then
+    echo "GPU tests are not part of this suite: make test-cuda runs them"
+else
+    echo "GPU tests skipped: no GPU found (nvidia-smi -L); make test-cuda runs them on a GPU machine"
+fi
 for t in build/tests/test_*; do
     [ -x "$t" ] || continue
-    run "$(basename "$t")" "$t" "$work"
+    suite_run "$(basename "$t")" "$t" "$work"
 done
 for t in tests/*.sh; do
-    [ "$(basename "$t")" = run.sh ] && continue
-    run "$(basename "$t" .sh)" bash "$t" "$work" "$PYTHON"
+    case "$(basename "$t")" in run.sh | lib.sh | suite.sh) continue ;; esac
+    suite_run "$(basename "$t" .sh)" bash "$t" "$work" "$PYTHON"
 done
-
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+suite_end

@@ -1,0 +1,57 @@
+// tests/cuda/gpu_check.h: what the GPU tests share: binding the device, host arrays to and from
+// the CUDA backend, and the name of the dense-product precision a check ran under.
+#pragma once
+#include <string.h>
+
+#include "common/util.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "tests/fd.h"
+
+// Binds device 0, or ends the program with the backend's one-line reason.
+static void gpu_init(void) {
+    char err[512];
+    if (cuda_init(0, err, sizeof(err))) die("%s", err);
+}
+
+static const char *precision_name(CudaPrecision p) { return p == CUDA_PRECISION_FP32 ? "fp32" : "bf16"; }
+
+// A new device buffer holding a copy of host (bytes).
+static __attribute__((unused)) void *gpu_from_host(const void *host, size_t bytes) {
+    void *dev = ops_cuda.alloc(bytes);
+    ops_cuda.upload(dev, host, bytes);
+    return dev;
+}
+
+// A new host array holding a copy of the device buffer dev (bytes).
+static __attribute__((unused)) void *host_from_gpu(const void *dev, size_t bytes) {
+    void *host = xmalloc(bytes ? bytes : 1);
+    ops_cuda.download(host, dev, bytes);
+    return host;
+}
+
+// ||gpu - cpu|| / ||cpu|| of a device array against its host twin (n floats).
+static __attribute__((unused)) double gpu_rel_error(const float *dev, const float *cpu, size_t n) {
+    float *got = host_from_gpu(dev, n * sizeof(float));
+    double err = rel_error(got, cpu, n);
+    free(got);
+    return err;
+}
+
+// Elements whose bit patterns differ, and the first of them in *first (n when none).
+static __attribute__((unused)) size_t bit_mismatches(const float *a, const float *b, size_t n, size_t *first) {
+    size_t count = 0;
+    *first = n;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float))) {
+            if (!count) *first = i;
+            count++;
+        }
+    return count;
+}
+
+// A new host array holding n floats of backend memory (either backend).
+static __attribute__((unused)) float *host_copy(const Ops *o, const float *src, size_t n) {
+    float *host = xmalloc((n ? n : 1) * sizeof(float));
+    o->download(host, src, n * sizeof(float));
+    return host;
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The GPU suite (make test-cuda): every build/tests/cuda/test_* program (ops_cuda against its CPU
+# twin) and tests/cuda/*.sh script (called with a scratch directory and the Python interpreter, as
+# the CPU suite's scripts are), then build/tests/cuda_nccl with one MPI rank per GPU when the build
+# has NCCL. Prints "N passed, N failed" last and exits non-zero on any failure; refuses to start
+# without a GPU. MPIRUN names the launcher (as root: "mpirun --allow-run-as-root").
+set -u
+cd "$(dirname "$0")/../.."
+. tests/suite.sh
+if ! gpu_present; then
+    echo "error: no GPU found (nvidia-smi -L lists none); the CUDA tests need one" >&2
+    exit 1
+fi
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+PYTHON=${PYTHON:-/usr/bin/python3}
+MPIRUN=${MPIRUN:-mpirun}
+work=$(mktemp -d "${TMPDIR:-/tmp}/dydit-cuda-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+nvidia-smi -L | head -n 1
+for t in build/tests/cuda/test_*; do
+    [ -x "$t" ] || continue
+    suite_run "$(basename "$t")" "$t" "$work"
+done
+for t in tests/cuda/*.sh; do
+    [ "$(basename "$t")" = run.sh ] && continue
+    suite_run "$(basename "$t" .sh)" bash "$t" "$work" "$PYTHON"
+done
+if [ -x build/tests/cuda_nccl ]; then
+    # shellcheck disable=SC2086 # MPIRUN may carry options
+    suite_run cuda_nccl $MPIRUN -np "$(nvidia-smi -L | grep -c '^GPU ')" build/tests/cuda_nccl
+fi
+suite_end
