@@ -76,6 +76,12 @@ ifeq ($(CUDA_FOUND),yes)
 LIB_SRC += $(wildcard kernels/cuda/*.c)
 CUDA_SRC = $(wildcard kernels/cuda/*.cu)
 endif
+# Training sums device gradients over NCCL when it is there (train/device_collectives.c).
+ifeq ($(NCCL_FOUND),yes)
+CFLAGS += -DDYDIT_NCCL
+LDLIBS += -lnccl
+LIB_SRC += train/dist_nccl.c
+endif
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/test_*.c tests/parity_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
