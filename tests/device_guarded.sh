@@ -6,8 +6,9 @@
 # training; DyDiT stage 1 (micro-batches, FLOPs groups over the passes) with a checkpoint and a
 # resume from it; stage 2 with ZeRO-1 resumed from its run directory; DDPM and DDIM sampling with
 # guidance, static and dynamic, to npz, grid, latents and mask pictures through a tiny VAE; dydit
-# flops --weights, grad and forward; encode and decode through the VAE; and, under mpirun, 2 ranks
-# summing gradients through the host-staging path. Also the one-line errors of --device/--precision.
+# flops --weights, grad and forward; encode and decode through the VAE, and a run on the encoded
+# shards (the loader thread); and, under mpirun, 2 ranks summing gradients through the host-staging
+# path, with and without ZeRO-1. Also the one-line errors of --device and --precision.
 # Usage, from the repository root: bash tests/device_guarded.sh WORKDIR [PYTHON]
 set -u
 work=${1:?usage: bash tests/device_guarded.sh WORKDIR [PYTHON]}/device_guarded
@@ -101,13 +102,15 @@ both sample_dit_ddpm sample_dit && same_bytes sample_dit_ddpm.outputs dit.npz di
 sample_dynamic() {
     ./dydit sample --weights "$2/s2/ema.safetensors" --vae "$vc/vae.safetensors" --sampler ddim --steps 4 --eta 0.5 \
         --cfg-scale 3 --num 3 --batch 3 --seed 2 --npz "$2/dy.npz" --grid "$2/dy.png" --save-masks "$2/masks" \
-        --quiet --device "$1" >"$2/dy.out" &&
+        --trace "$2/trace.safetensors" --quiet --device "$1" >"$2/dy.out" &&
         ./dydit sample --weights "$2/s2/ema.safetensors" --vae "$vc/vae.safetensors" --sampler ddpm --complete \
-            --steps 3 --cfg-scale 1.5 --num 2 --seed 3 --npz "$2/dyc.npz" --quiet --device "$1" &&
+            --steps 3 --cfg-scale 1.5 --cfg-all-channels --clip-denoised 1 --num 2 --seed 3 --npz "$2/dyc.npz" \
+            --quiet --device "$1" &&
         ./dydit flops --weights "$2/s2/ema.safetensors" --steps 3 --num 2 --device "$1" >"$2/flops.txt"
 }
 both sample_dydit sample_dynamic &&
-    same_bytes sample_dydit.outputs dy.npz dy.png masks/token_masks.png masks/flops.csv dyc.npz flops.txt
+    same_bytes sample_dydit.outputs dy.npz dy.png masks/token_masks.png masks/flops.csv trace.safetensors dyc.npz \
+        flops.txt
 
 # --- grad and forward on given tensors -----------------------------------------------------------------
 "$python" - "$work/inputs.safetensors" <<'PY' || fail inputs "could not write the inputs"
@@ -153,6 +156,9 @@ if both vae_encode_decode vae_io; then
     same_bytes vae_decode.outputs decoded.png decoded.npz
     shards=$(cd "$work/cpu" && ls enc_post/shard-*.safetensors enc_sample/shard-*.safetensors)
     same_tensors vae_encode $shards
+    # the sharded loader (its own thread) feeding a run on the VAE's latents
+    shard_train() { ./dydit train $shape $common --data "$2/enc_post" --steps 2 --device "$1" --out "$2/shard_run"; }
+    both shard_train shard_train && same_tensors shard_train shard_run/model.safetensors
 fi
 
 # --- two ranks: the gradients go through the host staging path ------------------------------------------
