@@ -6,12 +6,10 @@ void device_options_add(DeviceOptions *d, Option *o, int at) {
     d->device = "auto";
     d->precision = NULL;
     const Option list[DEVICE_OPTION_COUNT] = {
-        {"device", OPT_STRING, &d->device,
-         "auto, cpu, cuda, cuda:N, or cpu-guarded (CPU arithmetic with backend memory closed to the host: a check, "
-         "slow)",
-         "auto: cuda when built with it and a GPU is present, else cpu", 0},
-        {"precision", OPT_STRING, &d->precision, "dense products in bf16 (fp32 accumulation) or fp32; CPU: fp32 only",
-         "bf16 on cuda, fp32 on cpu", 0},
+        {"device", OPT_STRING, &d->device, "cpu, cuda, cuda:N, or cpu-guarded (a slow check of host code)",
+         "auto: cuda when built with it and a GPU is present", 0},
+        {"precision", OPT_STRING, &d->precision, "of dense products on cuda: bf16 or fp32 (CPU: fp32 only)",
+         "bf16 on cuda", 0},
     };
     for (int i = 0; i < DEVICE_OPTION_COUNT; i++) o[at + i] = list[i];
 }
