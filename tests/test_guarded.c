@@ -11,6 +11,9 @@
 #include "kernels/backend.h"
 #include "kernels/guarded/ops_guarded.h"
 #include "tests/check.h"
+#ifdef DYDIT_CUDA
+#include "kernels/cuda/cuda_ops.h"
+#endif
 
 static const Ops *g = &ops_cpu_guarded;
 
@@ -92,10 +95,17 @@ int main(void) {
     o = child_outcome(release_twice);
     check(o == 1001, "guarded.double_release_refused", "outcome %d", o);
 
-    Backend cpu = backend_open("auto", "fp32", 0), guarded = backend_open("cpu-guarded", NULL, 3);
-#ifndef DYDIT_CUDA
-    check(cpu.ops == &ops_cpu && cpu.host_memory, "backend.auto_is_cpu_without_cuda", "%s", cpu.name);
+#ifdef DYDIT_CUDA
+    int gpus = cuda_device_count();
+#else
+    int gpus = 0;
 #endif
+    Backend chosen = backend_open("auto", "fp32", 0), guarded = backend_open("cpu-guarded", NULL, 3);
+    if (gpus)
+        check(!strcmp(chosen.name, "cuda:0") && !strcmp(chosen.precision, "fp32"), "backend.auto_takes_the_gpu", "%s",
+              chosen.name);
+    else
+        check(chosen.ops == &ops_cpu && chosen.host_memory, "backend.auto_is_cpu_without_a_gpu", "%s", chosen.name);
     check(guarded.ops == g && !guarded.host_memory && !strcmp(guarded.precision, "fp32"), "backend.open_guarded", "%s",
           guarded.name);
     return check_exit();
