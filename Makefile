@@ -67,7 +67,7 @@ NCCL_FOUND := $(shell printf '$(HASH)include <nccl.h>\nint main(void) { int v; r
 endif
 
 BUILD = build
-LIB_SRC = $(wildcard common/*.c kernels/cpu/*.c model/*.c optim/*.c data/*.c) \
+LIB_SRC = $(wildcard common/*.c kernels/*.c kernels/cpu/*.c kernels/guarded/*.c model/*.c optim/*.c data/*.c) \
 	$(filter-out train/main.c train/dist_mpi.c train/dist_nccl.c,$(wildcard train/*.c))
 ifeq ($(MPI_FOUND),yes)
 LIB_SRC += train/dist_mpi.c
@@ -75,6 +75,12 @@ endif
 ifeq ($(CUDA_FOUND),yes)
 LIB_SRC += $(wildcard kernels/cuda/*.c)
 CUDA_SRC = $(wildcard kernels/cuda/*.cu)
+endif
+# Training sums device gradients over NCCL when it is there (train/device_collectives.c).
+ifeq ($(NCCL_FOUND),yes)
+CFLAGS += -DDYDIT_NCCL
+LDLIBS += -lnccl
+LIB_SRC += train/dist_nccl.c
 endif
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/test_*.c tests/parity_*.c)

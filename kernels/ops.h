@@ -210,7 +210,8 @@ struct Ops {
     void (*clamp)(float *out, const float *x, float lo, float hi, size_t n);
 
     // ---- optimisation (over flat parameter buffers) ----
-    // *out = sum of x^2 over n elements, accumulated in double in fixed-size chunks.
+    // *out = sum of x^2 over n elements, accumulated in double in fixed-size chunks. out is a host
+    // pointer: the op has finished when it returns.
     void (*sum_squares)(double *out, const float *x, size_t n);
     // One AdamW step (decoupled weight decay, bias-corrected moments; step counts from 1). Scalars
     // arrive in double so that derived ones (1 - beta2, bias corrections) are rounded once, like

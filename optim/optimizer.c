@@ -21,12 +21,6 @@ void optim_init(Optimizer *opt, const Ops *ops, const OptimConfig *cfg) {
     opt->ops = ops;
     opt->cfg = *cfg;
     opt->step = 0;
-    opt->scratch = ops->alloc(sizeof(double));
-}
-
-void optim_free(Optimizer *opt) {
-    opt->ops->release(opt->scratch);
-    opt->scratch = NULL;
 }
 
 double optim_lr_at(const OptimConfig *cfg, long iteration) {
@@ -35,9 +29,8 @@ double optim_lr_at(const OptimConfig *cfg, long iteration) {
 }
 
 double optim_sum_squares(Optimizer *opt, const float *x, size_t n) {
-    double sum;
-    opt->ops->sum_squares(opt->scratch, x, n);
-    opt->ops->download(&sum, opt->scratch, sizeof(double));
+    double sum; // the op's result is a host double (kernels/ops.h)
+    opt->ops->sum_squares(&sum, x, n);
     return sum;
 }
 

@@ -41,12 +41,10 @@ OptimConfig optim_config_default(void);
 typedef struct {
     const Ops *ops;
     OptimConfig cfg;
-    long step;       // AdamW updates applied so far (the bias-correction count); checkpointed
-    double *scratch; // one double of backend memory for sum_squares
+    long step; // AdamW updates applied so far (the bias-correction count); checkpointed
 } Optimizer;
 
 void optim_init(Optimizer *opt, const Ops *ops, const OptimConfig *cfg);
-void optim_free(Optimizer *opt);
 
 // LR of iteration `iteration` (counted from 0): lr * (iteration + 1) / warmup_steps during the
 // warm-up, lr after it.

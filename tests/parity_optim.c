@@ -66,7 +66,6 @@ int main(int argc, char **argv) {
     if (st_writer_save(w, argv[2], err, sizeof(err))) die("%s", err);
     st_writer_free(w);
     st_close(f);
-    optim_free(&opt);
     free(param), free(ema), free(m), free(v);
     return 0;
 }

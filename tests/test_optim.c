@@ -177,7 +177,6 @@ static void test_policies(void) {
     info = optim_step(&opt, 1, norm, s.param, s.grad, s.m, s.v, PN);
     check(!info.clipped && info.updated && opt.step == 2 && memcmp(grad0, s.grad, sizeof(float) * PN) == 0,
           "optim.clip_below_threshold", "max %.4f", opt.cfg.max_grad_norm);
-    optim_free(&opt);
     state_free(&s);
     free(grad0), free(param0), free(m1), free(v1);
 
@@ -230,7 +229,6 @@ static void test_policies(void) {
     info = optim_step(&opt, 4, s.norm, s.param, s.grad, s.m, s.v, PN);
     check(info.updated && fabs(info.lr - 0.5 * cfg.lr) < 1e-18, "optim.step_uses_warmup_lr", "lr %g", info.lr);
 
-    optim_free(&opt);
     free(before.param), free(before.m), free(before.v);
     state_free(&s);
 }

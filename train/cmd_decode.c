@@ -10,9 +10,9 @@
 #include "data/npz.h"
 #include "data/png_write.h"
 #include "data/safetensors.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "model/vae.h"
 #include "train/commands.h"
+#include "train/device_options.h"
 #include "train/options.h"
 
 #define MAX_IMAGE_SIDE 16384
@@ -23,6 +23,7 @@ typedef struct {
     const char *vae, *latents, *png, *npz;
     double scale;
     int per_row, batch, threads, quiet;
+    DeviceOptions device;
 } DecodeOptions;
 
 // The stored latents (N, C, h, w), divided by the scale factor: what the decoder takes.
@@ -51,8 +52,10 @@ static float *read_latents(const DecodeOptions *o, const Vae *vae, int64_t shape
 }
 
 static void decode_all(const DecodeOptions *o) {
+    Backend backend = device_options_open(&o->device, 0);
+    const Ops *ops = backend.ops;
     char err[1024];
-    Vae *vae = vae_load(o->vae, &ops_cpu, err, sizeof(err));
+    Vae *vae = vae_load(o->vae, ops, err, sizeof(err));
     if (!vae) die("%s", err);
     if (!vae_has_decoder(vae)) die("%s: holds no decoder ('decoder.conv_in.weight'): cannot decode", o->vae);
     int64_t shape[4];
@@ -66,6 +69,7 @@ static void decode_all(const DecodeOptions *o) {
         die("--out: a grid of %d images of %dx%d in rows of %d would exceed %d pixels a side; write only --npz", N, W,
             H, o->per_row, PNG_GRID_MAX_SIDE);
     int batch = o->batch < N ? o->batch : N;
+    device_print(&backend);
     fprintf(stderr, "decoding %d latents (%d, %d, %d) into %dx%d images, batch %d, %d threads\n", N, C, h, w, H, W,
             batch, omp_get_max_threads());
 
@@ -78,14 +82,14 @@ static void decode_all(const DecodeOptions *o) {
     // every image for the grid; one batch when only the .npz is written
     uint8_t *bytes = xmalloc(per_image * (o->png ? (size_t)N : (size_t)batch));
     float *host = xmalloc(sizeof(float) * per_image * batch);
-    float *d_latents = ops_cpu.alloc(sizeof(float) * per_latent * batch),
-          *d_images = ops_cpu.alloc(sizeof(float) * per_image * batch);
+    float *d_latents = ops->alloc(sizeof(float) * per_latent * batch),
+          *d_images = ops->alloc(sizeof(float) * per_image * batch);
     double start = now_seconds(), last_report = start;
     for (int first = 0; first < N; first += batch) {
         int b = N - first < batch ? N - first : batch;
-        ops_cpu.upload(d_latents, latents + (size_t)first * per_latent, sizeof(float) * per_latent * b);
+        ops->upload(d_latents, latents + (size_t)first * per_latent, sizeof(float) * per_latent * b);
         vae_decode(vae, d_latents, d_images, b, h, w);
-        ops_cpu.download(host, d_images, sizeof(float) * per_image * b);
+        ops->download(host, d_images, sizeof(float) * per_image * b);
         uint8_t *out = o->png ? bytes + (size_t)first * per_image : bytes;
         images_to_u8(out, host, b, IC, H, W);
         if (npz && npz_append(npz, out, per_image * b, err, sizeof(err))) die("%s", err);
@@ -101,15 +105,16 @@ static void decode_all(const DecodeOptions *o) {
         die("%s", err);
     fprintf(stderr, "decoded %d images in %.1fs%s%s%s%s\n", N, now_seconds() - start, o->png ? ", wrote " : "",
             o->png ? o->png : "", o->npz ? ", wrote " : "", o->npz ? o->npz : "");
-    ops_cpu.release(d_latents);
-    ops_cpu.release(d_images);
+    ops->release(d_latents);
+    ops->release(d_images);
     free(host), free(bytes), free(latents);
     vae_free(vae);
 }
 
 int cmd_decode(int argc, char **argv) {
     DecodeOptions o = {.scale = VAE_SCALE_FACTOR, .per_row = 8, .batch = 4};
-    Option options[] = {
+    enum { OWN = 9 };
+    Option options[OWN + DEVICE_OPTION_COUNT] = {
         {"vae", OPT_STRING, &o.vae, "SD VAE weights (safetensors, diffusers or CompVis names)", NULL, 0},
         {"latents", OPT_STRING, &o.latents, "safetensors file with latents (N, 4, h, w), as stored (times --scale)",
          NULL, 0},
@@ -121,11 +126,12 @@ int cmd_decode(int argc, char **argv) {
         {"threads", OPT_INT, &o.threads, "CPU threads (0: OpenMP's default)", NULL, 0},
         {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL, 0},
     };
+    device_options_add(&o.device, options, OWN);
     OptionSet set = {"decode",
-                     "Decode latents with the SD VAE decoder (fp32, CPU) into a PNG grid and/or an .npz sample batch. "
+                     "Decode latents with the SD VAE decoder into a PNG grid and/or an .npz sample batch. "
                      "Pixels are clamp(127.5 x + 128, 0, 255) truncated, as in DiT's samplers.",
                      "dydit decode --vae VAE.safetensors --latents IN.safetensors [--out grid.png] [--npz samples.npz]",
-                     options, (int)(sizeof(options) / sizeof(options[0]))};
+                     options, OWN + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!o.vae || !o.latents) die("--vae and --latents are required (see dydit decode --help)");
     if (!o.png && !o.npz) die("nothing to write: give --out grid.png and/or --npz samples.npz");

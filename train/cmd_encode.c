@@ -16,12 +16,14 @@
 #include "data/image_source.h"
 #include "data/shard_index.h"
 #include "train/commands.h"
+#include "train/device_options.h"
 #include "train/latent_encoder.h"
 #include "train/options.h"
 
 typedef struct {
     const char *source, *split, *fashion_mnist_dir, *input, *out, *encoder, *vae, *dtype;
     int image_size, shard_size, batch, workers, flip_storage, grayscale, seed, quiet;
+    DeviceOptions device; // of the VAE
 } EncodeOptions;
 
 enum { ENCODE_OPTIONS = 16, SHARD_DEFAULT_IMAGES = 8192 };
@@ -55,6 +57,7 @@ static void add_options(EncodeOptions *o, Option *opts) {
         {"quiet", OPT_FLAG, &o->quiet, "no options listing and no progress on stderr", "off", 0},
     };
     memcpy(opts, list, sizeof(list));
+    device_options_add(&o->device, opts, ENCODE_OPTIONS);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -284,11 +287,11 @@ int cmd_encode(int argc, char **argv) {
                        .dtype = "f16",
                        .batch = 32,
                        .workers = cores > 0 ? (int)cores : 1};
-    Option opts[ENCODE_OPTIONS];
+    Option opts[ENCODE_OPTIONS + DEVICE_OPTION_COUNT];
     add_options(&o, opts);
     OptionSet set = {"encode", "Encode images into a directory of latent shards for dydit train --data.",
                      "dydit encode --source fashion-mnist|folder [--input DIR] --out DIR [options]", opts,
-                     ENCODE_OPTIONS};
+                     ENCODE_OPTIONS + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     check_options(&o, &set);
 
@@ -298,7 +301,9 @@ int cmd_encode(int argc, char **argv) {
                  ? image_source_folder(&src, o.input, o.image_size, o.grayscale, err, sizeof(err))
                  : image_source_fashion_mnist(&src, o.fashion_mnist_dir, o.split, o.image_size, err, sizeof(err));
     if (rc) die("%s", err);
-    LatentEncoder *encoder = latent_encoder_open(o.encoder, o.vae, src.channels, src.size, o.batch, err, sizeof(err));
+    Backend backend = device_options_open(&o.device, 0);
+    LatentEncoder *encoder =
+        latent_encoder_open(o.encoder, o.vae, backend.ops, src.channels, src.size, o.batch, err, sizeof(err));
     if (!encoder) die("%s", err);
     ShardLayout layout = {.source = src.name,
                           .encoder = (char *)o.encoder,
@@ -342,6 +347,7 @@ int cmd_encode(int argc, char **argv) {
     if (!o.quiet) {
         fprintf(stderr, "dydit encode, effective options:\n");
         options_print(&set, stderr, "  ");
+        device_print(&backend);
         fprintf(stderr, "%s: %lld images, %d classes -> %dx%dx%d %s latents, storage %s\n", src.name,
                 (long long)src.count, src.num_classes, layout.channels, layout.height, layout.width,
                 st_dtype_name(layout.dtype), shard_storage_name(layout.storage));

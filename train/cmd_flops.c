@@ -9,6 +9,7 @@
 #include "model/sampler.h"
 #include "train/load_model.h"
 #include "train/commands.h"
+#include "train/device_options.h"
 #include "train/model_options.h"
 
 static void print_header(int dynamic) {
@@ -35,8 +36,8 @@ static void print_row(const DitConfig *c) {
 // The realised GMACs of a DyDiT checkpoint at every step of a sampling schedule: the widths follow
 // from the timestep alone, the token decisions from data, so a few samples are drawn with the
 // dynamic engine and their per-step compute averaged.
-static int realised_flops(const char *weights, const ModelOptions *mo, const OptionSet *set, int steps, int num,
-                          double cfg_scale, int seed) {
+static int realised_flops(const char *weights, const ModelOptions *mo, const DeviceOptions *dev, const OptionSet *set,
+                          int steps, int num, double cfg_scale, int seed) {
     static const char *shape_only[] = {"depth",       "hidden",    "patch", "in-channels", "num-classes",
                                        "learn-sigma", "mlp-ratio", "all",   "dynamic"};
     for (size_t i = 0; i < sizeof(shape_only) / sizeof(shape_only[0]); i++)
@@ -45,8 +46,10 @@ static int realised_flops(const char *weights, const ModelOptions *mo, const Opt
     if (options_was_set(set, "model")) hints.model = mo->model;
     if (options_was_set(set, "heads")) hints.heads = mo->heads;
     if (options_was_set(set, "input-size")) hints.input_size = mo->input_size;
+    Backend backend = device_options_open(dev, 0);
+    const Ops *ops = backend.ops;
     DitModel m;
-    load_model(&m, weights, &hints, &ops_cpu);
+    load_model(&m, weights, &hints, ops);
     const DitConfig *c = &m.cfg;
     if (!c->dynamic) die("%s is a DiT: its compute is the static count (dydit flops --model ...)", weights);
     char spacing[32];
@@ -58,7 +61,7 @@ static int realised_flops(const char *weights, const ModelOptions *mo, const Opt
     SamplerStepStats *stats = xcalloc((size_t)S, sizeof(SamplerStepStats));
     int32_t *y = xmalloc(sizeof(int32_t) * (size_t)num);
     for (int i = 0; i < num; i++) y[i] = i % c->num_classes;
-    float *x = ops_cpu.alloc((size_t)num * c->in_channels * c->input_size * c->input_size * sizeof(float));
+    float *x = ops->alloc((size_t)num * c->in_channels * c->input_size * c->input_size * sizeof(float));
     SamplerRecord record = {.stats = stats};
     sampler_run(s, y, num, 0, x, &record);
     printf("%6s %9s %10s %8s %8s %8s %8s\n", "step", "timestep", "GMACs", "ratio", "heads", "groups", "tokens");
@@ -71,7 +74,7 @@ static int realised_flops(const char *weights, const ModelOptions *mo, const Opt
     }
     printf("average %.4f GMACs per image-forward over %d steps and %d samples; static %.4f (ratio %.4f)\n", mean / 1e9,
            S, num, stats[0].static_macs_per_row / 1e9, mean / stats[0].static_macs_per_row);
-    ops_cpu.release(x);
+    ops->release(x);
     free(y);
     free(stats);
     sampler_destroy(s);
@@ -84,8 +87,9 @@ int cmd_flops(int argc, char **argv) {
     const char *weights = NULL;
     int all = 0, dynamic = 0, steps = 250, num = 4, seed = 0;
     double cfg_scale = 1.5;
+    DeviceOptions dev;
     enum { OWN = 7 };
-    Option options[MODEL_OPTION_COUNT + OWN];
+    Option options[MODEL_OPTION_COUNT + OWN + DEVICE_OPTION_COUNT];
     model_options_add(&mo, options, 0);
     const Option own[OWN] = {
         {"all", OPT_FLAG, &all, "every preset S/B/L/XL x 2/4/8 at the given size", NULL, 0},
@@ -97,16 +101,17 @@ int cmd_flops(int argc, char **argv) {
         {"seed", OPT_INT, &seed, "with --weights: seed of the sampling run", NULL, 0},
     };
     memcpy(options + MODEL_OPTION_COUNT, own, sizeof(own));
+    device_options_add(&dev, options, MODEL_OPTION_COUNT + OWN);
     OptionSet set = {"flops",
                      "Parameters and forward GMACs (multiply-adds, as the DiT papers count them), and the per-block "
                      "attention and MLP MACs that DyDiT's FLOPs loss weighs; with --weights, the realised GMACs of a "
                      "DyDiT at every step of a sampling schedule.",
                      "dydit flops [--model DiT-XL/2 | --depth ... ] [--all] [--dynamic] | --weights W [--steps 250]",
-                     options, MODEL_OPTION_COUNT + OWN};
+                     options, MODEL_OPTION_COUNT + OWN + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (weights) {
         if (steps < 1 || num < 1) die("--steps and --num must be at least 1");
-        return realised_flops(weights, &mo, &set, steps, num, cfg_scale, seed);
+        return realised_flops(weights, &mo, &dev, &set, steps, num, cfg_scale, seed);
     }
     DitConfig base = model_options_config(&mo, &set);
     base.dynamic = dynamic;

@@ -5,6 +5,7 @@
 #include "common/util.h"
 #include "data/safetensors.h"
 #include "train/commands.h"
+#include "train/device_options.h"
 #include "train/load_model.h"
 #include "train/model_options.h"
 #include "train/tensor_inputs.h"
@@ -32,25 +33,28 @@ int cmd_forward(int argc, char **argv) {
     const char *weights = NULL, *inputs = NULL, *out_path = NULL;
     int complete = 0;
     HintOptions ho = {0};
-    Option options[FORWARD_OWN_OPTIONS + HINT_OPTION_COUNT] = {
+    DeviceOptions dev;
+    Option options[FORWARD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT] = {
         {"weights", OPT_STRING, &weights, "weights file (safetensors)", NULL, 0},
         {"inputs", OPT_STRING, &inputs, "x (B,C,H,W) f32, t (B) timesteps, y (B) labels", NULL, 0},
         {"out", OPT_STRING, &out_path, "output: out (B,C_out,H,W); for a DyDiT also the masks", NULL, 0},
         {"complete", OPT_FLAG, &complete, "DyDiT: the complete path (masks computed, not applied)", NULL, 0},
     };
     hint_options_add(&ho, options, FORWARD_OWN_OPTIONS);
+    device_options_add(&dev, options, FORWARD_OWN_OPTIONS + HINT_OPTION_COUNT);
     OptionSet set = {"forward",
-                     "One DiT/DyDiT forward pass on given tensors (fp32, CPU), for parity checks and debugging. A "
+                     "One DiT/DyDiT forward pass on given tensors, for parity checks and debugging. A "
                      "DyDiT takes deterministic router decisions and also writes attn_mask (B,L,H), mlp_mask (B,L,H) "
                      "and token_mask (B,L,N).",
                      "dydit forward --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors [--complete]",
-                     options, FORWARD_OWN_OPTIONS + HINT_OPTION_COUNT};
+                     options, FORWARD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!weights || !inputs || !out_path) die("--weights, --inputs and --out are required (see dydit forward --help)");
 
+    Backend backend = device_options_open(&dev, 0);
     DitModel m;
     WeightsHints hints = hint_options_hints(&ho, &set);
-    load_model(&m, weights, &hints, &ops_cpu);
+    load_model(&m, weights, &hints, backend.ops);
     const DitConfig *c = &m.cfg;
     if (complete && !c->dynamic) die("--complete is for DyDiT weights; %s has no routers", weights);
 
@@ -65,14 +69,14 @@ int cmd_forward(int argc, char **argv) {
     st_close(in);
 
     dit_model_plan(&m, (int)B);
-    ops_cpu.upload(m.act.x, x, (size_t)(B * xshape[1] * xshape[2] * xshape[3]) * sizeof(float));
+    m.ops->upload(m.act.x, x, (size_t)(B * xshape[1] * xshape[2] * xshape[3]) * sizeof(float));
     DitRouting routing = dit_routing_eval();
     routing.complete = complete;
     dit_forward(&m, t, y, (int)B, &routing);
     int64_t oshape[4] = {B, dit_out_channels(c), c->input_size, c->input_size};
     size_t on = (size_t)(oshape[0] * oshape[1] * oshape[2] * oshape[3]);
     float *out = xmalloc(on * sizeof(float));
-    ops_cpu.download(out, m.act.out, on * sizeof(float));
+    m.ops->download(out, m.act.out, on * sizeof(float));
 
     StWriter *w = st_writer_new();
     st_writer_meta(w, "format", "dydit-forward");

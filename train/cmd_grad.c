@@ -8,6 +8,7 @@
 #include "data/safetensors.h"
 #include "model/objective.h"
 #include "train/commands.h"
+#include "train/device_options.h"
 #include "train/load_model.h"
 #include "train/model_options.h"
 #include "train/tensor_inputs.h"
@@ -46,7 +47,8 @@ static int read_router_noise(const StFile *in, DitModel *m, int64_t B) {
 int cmd_grad(int argc, char **argv) {
     GradOptions o = {.stage = 2, .target = 1.0, .tau = 5.0, .flops_weight = 2.0};
     HintOptions ho = {0};
-    Option options[GRAD_OWN_OPTIONS + HINT_OPTION_COUNT] = {
+    DeviceOptions dev;
+    Option options[GRAD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT] = {
         {"weights", OPT_STRING, &o.weights, "weights file (safetensors)", NULL, 0},
         {"inputs", OPT_STRING, &o.inputs,
          "x0, noise (B,C,H,W) f32, t (B), y (B); DyDiT: optional gumbel_attn/gumbel_mlp (B,L,H-1), gumbel_token "
@@ -59,20 +61,23 @@ int cmd_grad(int argc, char **argv) {
         {"flops-weight", OPT_FLOAT, &o.flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0},
     };
     hint_options_add(&ho, options, GRAD_OWN_OPTIONS);
+    device_options_add(&dev, options, GRAD_OWN_OPTIONS + HINT_OPTION_COUNT);
     OptionSet set = {"grad",
-                     "The training loss and the gradient of every trainable parameter on given x0, noise, t and y "
-                     "(fp32, CPU). A DiT's loss is the batch mean of mse + vb; a DyDiT's adds the FLOPs loss "
+                     "The training loss and the gradient of every trainable parameter on given x0, noise, t and y. "
+                     "A DiT's loss is the batch mean of mse + vb; a DyDiT's adds the FLOPs loss "
                      "and, in stage 1, the complete path's mse + vb.",
                      "dydit grad --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors", options,
-                     GRAD_OWN_OPTIONS + HINT_OPTION_COUNT};
+                     GRAD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!o.weights || !o.inputs || !o.out) die("--weights, --inputs and --out are required (see dydit grad --help)");
     if (o.stage != 1 && o.stage != 2) die("--stage must be 1 or 2 (got %d)", o.stage);
     if (!(o.tau > 0)) die("--tau must be positive");
 
+    Backend backend = device_options_open(&dev, 0);
+    const Ops *ops = backend.ops;
     DitModel m;
     WeightsHints hints = hint_options_hints(&ho, &set);
-    load_model(&m, o.weights, &hints, &ops_cpu);
+    load_model(&m, o.weights, &hints, ops);
     const DitConfig *c = &m.cfg;
     DiffusionSchedule sched = diffusion_schedule_linear(1000);
 
@@ -97,11 +102,11 @@ int cmd_grad(int argc, char **argv) {
     if (c->dynamic) dyn.noisy = read_router_noise(in, &m, B);
     st_close(in);
     Objective obj;
-    objective_create(&obj, &ops_cpu, c, (int)B);
+    objective_create(&obj, ops, c, (int)B);
     size_t n = (size_t)(B * shape[1] * shape[2] * shape[3]);
-    ops_cpu.upload(obj.x0, x0, n * sizeof(float));
-    ops_cpu.upload(obj.noise, noise, n * sizeof(float));
-    ops_cpu.zero(m.grads, m.table.total * sizeof(float));
+    ops->upload(obj.x0, x0, n * sizeof(float));
+    ops->upload(obj.noise, noise, n * sizeof(float));
+    ops->zero(m.grads, m.table.total * sizeof(float));
     LossTerms terms = objective_run(&obj, &m, &sched, t, y, (int)B, 1.0f / (float)B, c->dynamic ? &dyn : NULL);
 
     const char *scalar_names[7] = {"loss", "mse", "vb", "flops_loss", "flops_ratio", "complete_mse", "complete_vb"};
@@ -110,7 +115,7 @@ int cmd_grad(int argc, char **argv) {
                         (float)terms.complete_vb};
     int scalar_count = !c->dynamic ? 3 : o.stage == 1 ? 7 : 5;
     float *grads = xmalloc(m.table.total * sizeof(float));
-    ops_cpu.download(grads, m.grads, m.table.total * sizeof(float));
+    ops->download(grads, m.grads, m.table.total * sizeof(float));
     StWriter *w = st_writer_new();
     st_writer_meta(w, "format", "dydit-grad");
     for (int i = 0; i < scalar_count; i++) st_writer_add(w, scalar_names[i], ST_F32, 0, NULL, &scalars[i]);

@@ -10,6 +10,7 @@
 #include "data/png_write.h"
 #include "kernels/philox.h"
 #include "train/commands.h"
+#include "train/device_options.h"
 #include "train/load_model.h"
 #include "train/model_options.h"
 #include "train/sample_outputs.h"
@@ -18,6 +19,7 @@ typedef struct {
     const char *weights, *vae, *sampler, *spacing, *classes, *grid, *npz, *latents, *masks, *trace;
     int steps, num, batch, seed, cfg_all, complete, dynamic, per_row, quiet, clip;
     double cfg_scale, eta, scale;
+    DeviceOptions device;
 } SampleOptions;
 
 enum { SAMPLE_OPTIONS_MAX = 40 };
@@ -56,7 +58,8 @@ static int add_options(SampleOptions *o, Option *opts) {
     };
     int count = (int)(sizeof(list) / sizeof(list[0]));
     memcpy(opts, list, sizeof(list));
-    return count;
+    device_options_add(&o->device, opts, count);
+    return count + DEVICE_OPTION_COUNT;
 }
 
 // Labels of the samples: --classes cycled, or uniform draws keyed by (seed, sample index).
@@ -137,9 +140,11 @@ int cmd_sample(int argc, char **argv) {
     if (strcmp(o.sampler, "ddpm") && strcmp(o.sampler, "ddim")) die("--sampler must be ddpm or ddim");
     if (o.dynamic && o.complete) die("--dynamic and --complete exclude each other");
 
+    Backend backend = device_options_open(&o.device, 0);
+    const Ops *ops = backend.ops;
     DitModel m;
     WeightsHints hints = hint_options_hints(&ho, &set);
-    load_model(&m, o.weights, &hints, &ops_cpu);
+    load_model(&m, o.weights, &hints, ops);
     const DitConfig *c = &m.cfg;
     if ((o.dynamic || o.complete || o.masks) && !c->dynamic)
         die("--dynamic, --complete and --save-masks need DyDiT weights");
@@ -151,7 +156,7 @@ int cmd_sample(int argc, char **argv) {
     Vae *vae = NULL;
     char err[1024];
     if (o.vae) {
-        if (!(vae = vae_load(o.vae, &ops_cpu, err, sizeof(err)))) die("%s", err);
+        if (!(vae = vae_load(o.vae, ops, err, sizeof(err)))) die("%s", err);
         if (!vae_has_decoder(vae)) die("%s: no decoder", o.vae);
         if (vae_latent_channels(vae) != c->in_channels)
             die("%s: the VAE has %d latent channels, the model %d", o.vae, vae_latent_channels(vae), c->in_channels);
@@ -174,7 +179,7 @@ int cmd_sample(int argc, char **argv) {
     if (o.trace && o.num > batch) die("--trace records one batch: use --num <= --batch");
 
     ImageMaker im;
-    image_maker_init(&im, &ops_cpu, vae, (float)o.scale, c->in_channels, c->input_size, batch);
+    image_maker_init(&im, ops, vae, (float)o.scale, c->in_channels, c->input_size, batch);
     int side = image_side(&im);
     int grid_w, grid_h;
     if (o.grid && png_grid_size(o.num, side, side, o.per_row, 2, &grid_w, &grid_h))
@@ -188,7 +193,7 @@ int cmd_sample(int argc, char **argv) {
     }
 
     size_t numel = (size_t)c->in_channels * c->input_size * c->input_size, image_bytes = (size_t)side * side * 3;
-    float *x = ops_cpu.alloc((size_t)batch * numel * sizeof(float));
+    float *x = ops->alloc((size_t)batch * numel * sizeof(float));
     float *all_latents = o.latents ? xmalloc((size_t)o.num * numel * sizeof(float)) : NULL;
     uint8_t *rgb = xmalloc((size_t)batch * image_bytes), *grid = o.grid ? xmalloc((size_t)o.num * image_bytes) : NULL;
     SamplerStepStats *stats = xcalloc((size_t)S, sizeof(SamplerStepStats)),
@@ -200,6 +205,7 @@ int cmd_sample(int argc, char **argv) {
     if (!o.quiet) {
         char desc[320];
         dit_config_describe(c, desc, sizeof(desc));
+        device_print(&backend);
         fprintf(stderr, "model: %s\nsampling %d images: %s, %d steps, guidance %g, %s engine\n", desc, o.num, o.sampler,
                 S, o.cfg_scale, dynamic ? "dynamic" : "static");
     }
@@ -217,7 +223,7 @@ int cmd_sample(int argc, char **argv) {
             sum[i].group_keep += stats[i].group_keep * n;
             sum[i].token_keep += stats[i].token_keep * n;
         }
-        if (all_latents) ops_cpu.download(all_latents + (size_t)first * numel, x, (size_t)n * numel * sizeof(float));
+        if (all_latents) ops->download(all_latents + (size_t)first * numel, x, (size_t)n * numel * sizeof(float));
         if (o.grid || o.npz || o.masks) image_maker_run(&im, x, n, rgb);
         if (npz && npz_append(npz, rgb, (size_t)n * image_bytes, err, sizeof(err))) die("%s", err);
         if (grid) memcpy(grid + (size_t)first * image_bytes, rgb, (size_t)n * image_bytes);
@@ -261,7 +267,7 @@ int cmd_sample(int argc, char **argv) {
     free(rgb);
     free(all_latents);
     free(y);
-    ops_cpu.release(x);
+    ops->release(x);
     image_maker_free(&im);
     if (vae) vae_free(vae);
     sampler_destroy(sampler);

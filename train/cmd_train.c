@@ -14,12 +14,14 @@
 #include "model/weights.h"
 #include "train/checkpoint.h"
 #include "train/commands.h"
+#include "train/device_options.h"
 #include "train/dist.h"
 #include "train/model_options.h"
 #include "train/trainer.h"
 
 typedef struct {
     ModelOptions model;
+    DeviceOptions device;
     const char *data, *init, *log, *out, *resume, *router_input;
     int synthetic_size, steps, batch, warmup, seed, log_every, threads, quiet, checkpoint_every, keep_checkpoints;
     int global_batch, micro_batch, zero;
@@ -34,6 +36,7 @@ enum { TRAIN_OPTIONS_MAX = 64 };
 // Fills opts (room for TRAIN_OPTIONS_MAX) and returns how many there are.
 static int add_options(TrainOptions *o, Option *opts) {
     model_options_add(&o->model, opts, 0);
+    device_options_add(&o->device, opts, MODEL_OPTION_COUNT);
     const Option own[] = {
         {"data", OPT_STRING, &o->data,
          "'synthetic', a directory of latent shards (dydit encode), or one safetensors file with latents "
@@ -97,9 +100,10 @@ static int add_options(TrainOptions *o, Option *opts) {
          "DyDiT: order heads and MLP units by importance before fine-tuning (index 0 = most important)", NULL, 0},
     };
     int count = (int)(sizeof(own) / sizeof(own[0]));
-    if (MODEL_OPTION_COUNT + count > TRAIN_OPTIONS_MAX) die("internal: too many train options");
-    memcpy(opts + MODEL_OPTION_COUNT, own, sizeof(own));
-    return MODEL_OPTION_COUNT + count;
+    int first = MODEL_OPTION_COUNT + DEVICE_OPTION_COUNT;
+    if (first + count > TRAIN_OPTIONS_MAX) die("internal: too many train options");
+    memcpy(opts + first, own, sizeof(own));
+    return first + count;
 }
 
 static int file_has_routers(const char *path) {
@@ -261,9 +265,12 @@ int cmd_train(int argc, char **argv) {
     // from here on an error on any process ends every process of the job
     Dist *dist = dist_open(o.collective_timeout);
     int quiet = o.quiet || dist->rank != 0;
+    Backend backend = device_options_open(&o.device, dist->local_rank);
 
     TrainConfig tc = {0};
     tc.dist = dist;
+    tc.collective_timeout = o.collective_timeout;
+    tc.backend = &backend;
     float *init_params;
     tc.model = resolve_model(&o, &set, &init_params);
     tc.init_params = init_params;

@@ -39,8 +39,8 @@ void latent_encoder_close(LatentEncoder *e) {
     free(e);
 }
 
-static int open_vae(LatentEncoder *e, const char *path, char *err, int err_size) {
-    e->ops = &ops_cpu;
+static int open_vae(LatentEncoder *e, const char *path, const Ops *ops, char *err, int err_size) {
+    e->ops = ops;
     if (!(e->vae = vae_load(path, e->ops, err, err_size))) return -1;
     int f = vae_downsampling(e->vae);
     e->vae_channels = vae_image_channels(e->vae);
@@ -67,8 +67,8 @@ static int open_vae(LatentEncoder *e, const char *path, char *err, int err_size)
     return 0;
 }
 
-LatentEncoder *latent_encoder_open(const char *kind, const char *vae_path, int channels, int size, int batch, char *err,
-                                   int err_size) {
+LatentEncoder *latent_encoder_open(const char *kind, const char *vae_path, const Ops *ops, int channels, int size,
+                                   int batch, char *err, int err_size) {
     int use_vae = !strcmp(kind, "sd-vae");
     if (!use_vae && strcmp(kind, "identity"))
         return snprintf(err, (size_t)err_size, "unknown --encoder '%s' (want identity or sd-vae)", kind), NULL;
@@ -82,7 +82,7 @@ LatentEncoder *latent_encoder_open(const char *kind, const char *vae_path, int c
     e->latent_h = e->latent_w = size;
     e->scale_factor = 1.0f;
     e->mirrored = xmalloc(sizeof(float) * (size_t)batch * channels * size * size);
-    if (use_vae && open_vae(e, vae_path, err, err_size)) {
+    if (use_vae && open_vae(e, vae_path, ops, err, err_size)) {
         latent_encoder_close(e);
         return NULL;
     }

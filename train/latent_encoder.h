@@ -10,14 +10,15 @@
 #include <stdint.h>
 
 #include "data/shard.h"
+#include "kernels/ops.h"
 
 typedef struct LatentEncoder LatentEncoder;
 
-// kind "identity" or "sd-vae" (then vae_path names the weights); images have `channels` channels
+// kind "identity" or "sd-vae" (then vae_path names the weights, run on `ops`); images have `channels` channels
 // (a single channel is repeated to RGB for the VAE) and side `size`; at most `batch` per call.
 // NULL with a one-line err.
-LatentEncoder *latent_encoder_open(const char *kind, const char *vae_path, int channels, int size, int batch, char *err,
-                                   int err_size);
+LatentEncoder *latent_encoder_open(const char *kind, const char *vae_path, const Ops *ops, int channels, int size,
+                                   int batch, char *err, int err_size);
 void latent_encoder_close(LatentEncoder *e);
 // Shape of one latent and the factor the loader multiplies stored values by.
 void latent_encoder_shape(const LatentEncoder *e, int *channels, int *height, int *width, float *scale_factor);

@@ -14,8 +14,9 @@ enum { DEFAULT_BUCKET_MB = 25 };
 static void *alloc_floats(const Ops *ops, size_t n) { return ops->alloc((n ? n : 1) * sizeof(float)); }
 
 void train_state_create(TrainState *s, const TrainConfig *tc, Dist *d, int capacity) {
-    const Ops *ops = &ops_cpu;
     memset(s, 0, sizeof(*s));
+    s->backend = tc->backend ? tc->backend : &backend_cpu;
+    const Ops *ops = s->backend->ops;
     dit_model_create(&s->m, &tc->model, ops);
     dit_model_plan(&s->m, capacity);
     s->total = s->m.table.total;
@@ -30,7 +31,8 @@ void train_state_create(TrainState *s, const TrainConfig *tc, Dist *d, int capac
     s->ema = alloc_floats(ops, s->total);
     s->adam_m = alloc_floats(ops, s->shard.count);
     s->adam_v = alloc_floats(ops, s->shard.count);
-    if (tc->zero) s->grad_shard = alloc_floats(ops, s->shard.count);
+    if (tc->zero) s->grad_shard = alloc_floats(ops, device_shard_capacity(d, s->trainable));
+    s->collectives = device_collectives_open(d, s->backend, tc->collective_timeout);
     optim_init(&s->opt, ops, &tc->optim);
 
     if (tc->resume) {
@@ -67,29 +69,27 @@ void train_state_create(TrainState *s, const TrainConfig *tc, Dist *d, int capac
 
 void train_state_destroy(TrainState *s) {
     const Ops *ops = s->m.ops;
-    optim_free(&s->opt);
     ops->release(s->ema);
     ops->release(s->adam_m);
     ops->release(s->adam_v);
     if (s->grad_shard) ops->release(s->grad_shard);
+    device_collectives_close(s->collectives);
     dit_model_destroy(&s->m);
 }
 
-// The CPU backend's buffers are host memory, so the collectives below read them directly; a device
-// backend sums them through train/dist_nccl.h instead.
 OptimStepInfo train_state_update(TrainState *s, long step, double loss) {
     Dist *d = s->dist;
     float *params = s->m.params + s->first_trainable, *grads = s->m.grads + s->first_trainable;
     OptimStepInfo info;
     if (s->zero) {
-        dist_reduce_scatter_sum_f32(d, grads, s->grad_shard, s->trainable);
+        device_reduce_scatter_sum_f32(s->collectives, grads, s->grad_shard, s->trainable);
         double squares = optim_sum_squares(&s->opt, s->grad_shard, s->shard.count);
         dist_allreduce_sum_f64(d, &squares, 1);
         info = optim_step(&s->opt, step, isfinite(loss) ? sqrt(squares) : NAN, params + s->shard.offset, s->grad_shard,
                           s->adam_m, s->adam_v, s->shard.count);
-        if (info.updated) dist_allgather_f32(d, params, s->trainable);
+        if (info.updated) device_allgather_f32(s->collectives, params, s->trainable);
     } else {
-        dist_allreduce_sum_f32(d, grads, s->trainable, s->bucket);
+        device_allreduce_sum_f32(s->collectives, grads, s->trainable, s->bucket);
         double norm = optim_grad_norm(&s->opt, grads, s->trainable);
         info =
             optim_step(&s->opt, step, isfinite(loss) ? norm : NAN, params, grads, s->adam_m, s->adam_v, s->trainable);

@@ -14,24 +14,28 @@
 
 #include "model/dit.h"
 #include "optim/optimizer.h"
+#include "train/device_collectives.h"
 #include "train/dist.h"
 #include "train/trainer.h"
 
 typedef struct {
+    const Backend *backend;
     DitModel m;
     float *ema;             // (total) a full copy on every rank
     float *adam_m, *adam_v; // (shard.count) AdamW moments of this rank's shard
-    float *grad_shard;      // (shard.count) ZeRO-1: this rank's shard of the summed gradients; else NULL
+    float *grad_shard;      // ZeRO-1: this rank's shard of the summed gradients (room for
+                            // device_shard_capacity floats, shard.count used); else NULL
     size_t total, first_trainable, trainable;
     DistShard shard; // this rank's part of the trainable range: all of it without ZeRO
     Optimizer opt;
     long start_step;
     Dist *dist;
+    DeviceCollectives *collectives; // the sums over ranks, on the backend's buffers
     int zero;
     size_t bucket; // floats per all-reduce bucket
 } TrainState;
 
-// Builds the model for passes of up to `capacity` samples and its starting point: the checkpoint of
+// Builds the model on tc->backend for passes of up to `capacity` samples and its starting point: the checkpoint of
 // tc->resume, or tc->init_params, or DiT's initialisation. Every rank reads the same files.
 void train_state_create(TrainState *s, const TrainConfig *tc, Dist *d, int capacity);
 void train_state_destroy(TrainState *s);

@@ -214,6 +214,7 @@ static FILE *open_log(const TrainConfig *tc) {
 static void describe_run(const TrainConfig *tc, const TrainState *s, const BatchSplit *sp, const Dist *d) {
     char desc[320];
     dit_config_describe(&tc->model, desc, sizeof(desc));
+    fprintf(stderr, "device: %s (%s)\n", s->backend->name, s->backend->precision);
     fprintf(stderr, "model: %s\nparameters: %zu (%zu trainable)\nactivations: %.1f MiB for a pass of %d samples\n",
             desc, s->total, s->trainable, (double)s->m.arena_bytes / (1 << 20), sp->micro);
     if (d->world > 1 || sp->passes > 1)
@@ -236,9 +237,9 @@ TrainSummary train_run(const TrainConfig *tc) {
     Dist *d = tc->dist ? tc->dist : dist_single();
     BatchSplit split = split_batch(tc, d);
     DataSource *data = open_data(tc, d);
-    const Ops *ops = &ops_cpu;
     TrainState s;
     train_state_create(&s, tc, d, split.micro);
+    const Ops *ops = s.m.ops;
     const DitConfig *c = &tc->model;
     if (s.start_step >= tc->steps)
         die("the checkpoint is at step %ld, already at --steps %ld", s.start_step, tc->steps);

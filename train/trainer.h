@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "data/latent_set.h"
+#include "kernels/backend.h"
 #include "model/config.h"
 #include "optim/optimizer.h"
 #include "train/dist.h"
@@ -36,16 +37,18 @@ typedef struct {
 
 typedef struct {
     DitConfig model;
-    const float *init_params; // host weights to start from (table layout), or NULL for DiT's init
-    const LatentSet *data;    // an in-memory set, or
-    const char *data_dir;     // a directory of latent shards
-    long steps;               // the run ends when this many steps are done (a resumed run continues)
-    int batch;                // global batch: samples per step over all ranks
-    int micro_batch;          // samples per forward/backward pass on a rank; 0: the rank's whole slice
-    int zero;                 // 1: ZeRO-1, AdamW's moments sharded over the ranks
-    double bucket_mb;         // MiB of gradients per all-reduce bucket (0: 25)
-    Dist *dist;               // the job's ranks; NULL: a single process
-    int stratified;           // timesteps stratified over the schedule's quarters (SPEC 4.4)
+    const Backend *backend;    // where the run computes (every rank opens its own); NULL: the CPU
+    const float *init_params;  // host weights to start from (table layout), or NULL for DiT's init
+    const LatentSet *data;     // an in-memory set, or
+    const char *data_dir;      // a directory of latent shards
+    long steps;                // the run ends when this many steps are done (a resumed run continues)
+    int batch;                 // global batch: samples per step over all ranks
+    int micro_batch;           // samples per forward/backward pass on a rank; 0: the rank's whole slice
+    int zero;                  // 1: ZeRO-1, AdamW's moments sharded over the ranks
+    double bucket_mb;          // MiB of gradients per all-reduce bucket (0: 25)
+    Dist *dist;                // the job's ranks; NULL: a single process
+    double collective_timeout; // seconds a device collective may wait for the other ranks (0: forever)
+    int stratified;            // timesteps stratified over the schedule's quarters (SPEC 4.4)
     OptimConfig optim;
     DyditTraining dydit; // used when model.dynamic
     uint64_t seed;

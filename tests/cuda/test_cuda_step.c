@@ -115,7 +115,6 @@ static StepResult run_step(const Ops *o, const StepInputs *in) {
     r.v = host_copy(o, av, n);
     r.ema = host_copy(o, ema, total);
     o->release(am), o->release(av), o->release(ema);
-    optim_free(&opt);
     diffusion_schedule_free(&sched);
     objective_destroy(&obj);
     dit_model_destroy(&m);

@@ -1,0 +1,61 @@
+// kernels/backend.c: opening a backend by name (kernels/backend.h).
+#include "kernels/backend.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "kernels/guarded/ops_guarded.h"
+#ifdef DYDIT_CUDA
+#include "kernels/cuda/cuda_ops.h"
+#endif
+
+const Backend backend_cpu = {.ops = &ops_cpu, .name = "cpu", .precision = "fp32", .host_memory = 1, .cuda_device = -1};
+
+static int gpus_present(void) {
+#ifdef DYDIT_CUDA
+    return cuda_device_count() > 0;
+#else
+    return 0;
+#endif
+}
+
+static Backend open_cpu(const char *device, const char *precision) {
+    if (precision && strcmp(precision, "fp32"))
+        die("--precision %s needs a CUDA device: the %s backend computes in fp32 only", precision, device);
+    if (!strcmp(device, "cpu")) return backend_cpu;
+    Backend b = {.ops = &ops_cpu_guarded, .name = "cpu-guarded", .precision = "fp32", .cuda_device = -1};
+    return b;
+}
+
+// index: the GPU asked for, or -1 for the local rank's.
+static Backend open_cuda(int index, const char *precision, int local_rank) {
+#ifdef DYDIT_CUDA
+    int count = cuda_device_count();
+    if (count == 0) die("no CUDA device found");
+    if (index >= count) die("--device cuda:%d: this machine has %d CUDA device%s", index, count, count > 1 ? "s" : "");
+    int device = index >= 0 ? index : local_rank % count;
+    char err[512];
+    if (cuda_init(device, err, sizeof(err))) die("%s", err);
+    int fp32 = precision && !strcmp(precision, "fp32");
+    cuda_set_precision(fp32 ? CUDA_PRECISION_FP32 : CUDA_PRECISION_BF16);
+    Backend b = {.ops = &ops_cuda, .precision = fp32 ? "fp32" : "bf16", .host_memory = 0, .cuda_device = device};
+    snprintf(b.name, sizeof(b.name), "cuda:%d", device);
+    return b;
+#else
+    (void)index, (void)precision, (void)local_rank;
+    die("this build has no CUDA backend (nvcc was not found at build time)");
+#endif
+}
+
+Backend backend_open(const char *device, const char *precision, int local_rank) {
+    if (precision && strcmp(precision, "bf16") && strcmp(precision, "fp32"))
+        die("--precision must be bf16 or fp32 (got '%s')", precision);
+    if (!strcmp(device, "auto")) device = gpus_present() ? "cuda" : "cpu";
+    if (!strcmp(device, "cpu") || !strcmp(device, "cpu-guarded")) return open_cpu(device, precision);
+    if (!strcmp(device, "cuda")) return open_cuda(-1, precision, local_rank);
+    long index;
+    if (starts_with(device, "cuda:") && !parse_long(device + 5, &index) && index >= 0 && index < 1 << 16)
+        return open_cuda((int)index, precision, local_rank);
+    die("unknown --device '%s' (auto, cpu, cpu-guarded, cuda or cuda:N)", device);
+}
