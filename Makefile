@@ -1,5 +1,6 @@
 # dydit: make builds the program, make test runs the CPU test suite, make bench compares the CPU
-# training step with PyTorch, make bench-sample times the DyDiT dynamic sampler against the static one.
+# training step with PyTorch, make bench-sample times the DyDiT dynamic sampler against the static one,
+# make bench-gpu runs the GPU benchmarks (bench/gpu.sh).
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
 OPT ?= -O3 -march=native
@@ -79,8 +80,11 @@ endif
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/test_*.c tests/parity_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-BENCH_SRC = $(wildcard bench/*.c)
+# bench/gpu_*.c drive the CUDA backend: built only with it (make bench-gpu).
+BENCH_SRC = $(filter-out bench/gpu_%.c,$(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+GPU_BENCH_SRC = $(wildcard bench/gpu_*.c)
+GPU_BENCH_BIN = $(GPU_BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 NCCL_BIN =
 ifeq ($(NCCL_FOUND),yes)
@@ -145,5 +149,15 @@ clean:
 bench-sample: dydit $(BENCH_BIN)
 	bench/sample_speed.sh
 
-.PHONY: all test test-cuda bench bench-sample clean
+# Needs a GPU: bf16 GEMM peak, DiT/DyDiT training steps, sampling and the VAE against PyTorch on
+# the same GPU, raw output into bench/results/ (QUICK=1: fewer steps).
+ifeq ($(CUDA_FOUND),yes)
+bench-gpu: $(GPU_BENCH_BIN)
+	bench/gpu.sh
+else
+bench-gpu:
+	@echo "error: the GPU benchmarks need the CUDA backend (nvcc and cuBLASLt were not found)" >&2; exit 1
+endif
+
+.PHONY: all test test-cuda bench bench-sample bench-gpu clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
