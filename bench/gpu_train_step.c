@@ -110,10 +110,11 @@ int main(int argc, char **argv) {
 
     DitModel m;
     dit_model_create(&m, &cfg, ops);
-    if (a.dynamic)
-        bench_build_dydit_pattern(&m, 0.5, 1.0, 0.5);
-    else
-        bench_init_weights(&m, NULL);
+    bench_init_weights(&m);
+    if (a.dynamic) {
+        bench_set_width_pattern(&m, 0.5, 1.0);
+        bench_set_token_keep(&m, 0.5);
+    }
     dit_model_plan(&m, B);
     size_t total = m.table.total, first = m.table.trainable_begin, trainable = total - first;
     float *ema = ops->alloc(total * sizeof(float)), *am = ops->alloc(trainable * sizeof(float)),
