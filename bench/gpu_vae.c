@@ -36,9 +36,9 @@ int main(int argc, char **argv) {
         double seconds = now_seconds() - start;
         if (r >= 0 && seconds < best) best = seconds;
     }
-    printf("{\"bench\":\"vae_encode\",\"impl\":\"dydit\",\"device\":\"%s\",\"batch\":%d,\"size\":%d,\"repeats\":%d,"
-           "\"seconds\":%.4f,\"images_per_s\":%.4g}\n",
-           ops->name, B, size, repeats, best, B / best);
+    printf("{\"bench\":\"vae_encode\",\"impl\":\"dydit\",\"device\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
+           "\"size\":%d,\"repeats\":%d,\"seconds\":%.4f,\"images_per_s\":%.4g}\n",
+           ops->name, ops == &ops_cpu ? "fp32" : "bf16", B, size, repeats, best, B / best);
     ops->release(images);
     ops->release(mean);
     ops->release(logvar);

@@ -32,6 +32,8 @@ def use_device(device):
     """Makes `device` the default one (see the module's note) and returns it as a torch.device."""
     device = torch.device(device)
     if device.type == "cuda":
+        if not hasattr(torch, "set_default_device"):
+            sys.exit(f"error: PyTorch {torch.__version__} on a GPU: these benchmarks need 2.0 or newer")
         torch.set_default_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 products autocast leaves, as dydit's bf16 mode
     return device
