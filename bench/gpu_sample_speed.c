@@ -3,8 +3,8 @@
 // the switched-off heads, channel groups and tokens), same model, noise and schedule, back to back.
 // The routers reproduce a keep pattern rather than being trained: half the heads and every channel
 // group in every block, and a token share found by short probe runs of the dynamic sampler so that
-// the realised FLOPs ratio (executed over static MACs of the whole network) lands near --target. Each timed run follows a two-step warm-up run.
-// Prints one JSON line per engine.
+// the realised FLOPs ratio (executed over static MACs of the whole network) lands near --target. Each timed run follows
+// a two-step warm-up run. Prints one JSON line per engine.
 //
 // MFU counts the multiply-adds each engine executed (2 FLOPs each) against --peak-tflops.
 // Usage: gpu_sample_speed [--device cuda|cpu] [--target R] [--peak-tflops X] MODEL INPUT_SIZE BATCH STEPS

@@ -75,9 +75,10 @@ static int fits(const Args *a, const DitConfig *cfg) {
         if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) die("cudaMemGetInfo failed");
         double need = step_bytes(cfg, a->batch);
         if (need > 0.95 * (double)free_bytes) {
-            printf("{\"bench\":\"train\",\"impl\":\"dydit\",\"model\":\"%s%s\",\"batch\":%d,\"skipped\":\"needs %.1f GiB, "
-                   "%.1f GiB free\"}\n",
-                   a->dynamic ? "Dy" : "", a->model, a->batch, need / (1 << 30), free_bytes / (double)(1 << 30));
+            printf(
+                "{\"bench\":\"train\",\"impl\":\"dydit\",\"model\":\"%s%s\",\"batch\":%d,\"skipped\":\"needs %.1f GiB, "
+                "%.1f GiB free\"}\n",
+                a->dynamic ? "Dy" : "", a->model, a->batch, need / (1 << 30), free_bytes / (double)(1 << 30));
             return 0;
         }
     }
@@ -164,8 +165,8 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"train\",\"impl\":\"dydit\",\"device\":\"%s\",\"model\":\"%s%s\",\"input_size\":%d,"
            "\"batch\":%d,\"steps\":%d,\"warmup\":%d,\"median_step_s\":%.5f,\"images_per_s\":%.3f,"
            "\"gmacs_forward\":%.2f",
-           ops->name, a.dynamic ? "Dy" : "", dit_config_preset_name(&cfg), cfg.input_size, B, a.steps, a.warmup,
-           median, images_per_s, macs / 1e9);
+           ops->name, a.dynamic ? "Dy" : "", dit_config_preset_name(&cfg), cfg.input_size, B, a.steps, a.warmup, median,
+           images_per_s, macs / 1e9);
     if (a.dynamic)
         printf(",\"stage\":1,\"lambda\":%.3g,\"flops_ratio\":%.4f,\"gmacs_forward_realised\":%.2f", a.lambda, ratio,
                realised / 1e9);

@@ -15,7 +15,8 @@ int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "--device") == 0) device = argv[2], i = 3;
     if (argc - i != 4) die("usage: gpu_vae [--device cuda|cpu] WEIGHTS.safetensors BATCH SIZE REPEATS");
     int B = atoi(argv[i + 1]), size = atoi(argv[i + 2]), repeats = atoi(argv[i + 3]);
-    if (B < 1 || size < 8 || repeats < 1) die("usage: gpu_vae [--device cuda|cpu] WEIGHTS.safetensors BATCH SIZE REPEATS");
+    if (B < 1 || size < 8 || repeats < 1)
+        die("usage: gpu_vae [--device cuda|cpu] WEIGHTS.safetensors BATCH SIZE REPEATS");
     const Ops *ops = bench_backend(device);
     char err[512];
     Vae *vae = vae_load(argv[i], ops, err, sizeof(err));
