@@ -1,5 +1,6 @@
 # dydit: make builds the program, make test runs the CPU test suite, make bench compares the CPU
-# training step with PyTorch, make bench-sample times the DyDiT dynamic sampler against the static one.
+# training step with PyTorch, make bench-sample times the DyDiT dynamic sampler against the static one,
+# make bench-gpu runs the GPU benchmarks (bench/gpu.sh).
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
 OPT ?= -O3 -march=native
@@ -91,8 +92,17 @@ CUDA_TEST_BIN =
 ifeq ($(CUDA_FOUND),yes)
 CUDA_TEST_BIN = $(patsubst tests/cuda/%.c,$(BUILD)/tests/cuda/%,$(wildcard tests/cuda/*.c))
 endif
-BENCH_SRC = $(wildcard bench/*.c)
+# bench/gpu_*.c drive the CUDA backend: built only with it (make bench-gpu).
+BENCH_SRC = $(filter-out bench/gpu_%.c,$(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+GPU_BENCH_SRC = $(wildcard bench/gpu_*.c)
+GPU_BENCH_BIN = $(GPU_BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+# make test compiles the GPU benchmarks too whenever the CUDA backend is built (it runs none of them).
+GPU_BENCH_BUILT =
+ifeq ($(CUDA_FOUND),yes)
+GPU_BENCH_BUILT = $(GPU_BENCH_BIN)
+endif
 
 NCCL_BIN =
 ifeq ($(NCCL_FOUND),yes)
@@ -140,7 +150,7 @@ $(BUILD)/tests/dist_probe_nompi: tests/dist_probe.c train/dist.c common/util.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -DDYDIT_MPI $(MPI_CFLAGS),$(CFLAGS)) -o $@ $(filter %.c,$^)
 
-test: dydit $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN)
+test: dydit $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT)
 	PYTHON=$(PYTHON) tests/run.sh
 
 # The GPU suite (tests/cuda/run.sh): every CUDA op and a whole DyDiT training step, sampling loop
@@ -160,5 +170,15 @@ clean:
 bench-sample: dydit $(BENCH_BIN)
 	bench/sample_speed.sh
 
-.PHONY: all test test-cuda bench bench-sample clean
+# Needs a GPU: bf16 GEMM peak, DiT/DyDiT training steps, sampling and the VAE against PyTorch on
+# the same GPU, raw output into bench/results/ (QUICK=1: fewer steps).
+ifeq ($(CUDA_FOUND),yes)
+bench-gpu: $(GPU_BENCH_BIN)
+	bench/gpu.sh
+else
+bench-gpu:
+	@echo "error: the GPU benchmarks need the CUDA backend (nvcc and cuBLASLt were not found)" >&2; exit 1
+endif
+
+.PHONY: all test test-cuda bench bench-sample bench-gpu clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -182,7 +182,7 @@ static void check_rel(const char *label, const char *what, double gpu, double cp
 }
 
 static void check_array(const char *label, const char *what, const float *gpu, const float *cpu, size_t n, double tol) {
-    char name[200];
+    char name[384];
     snprintf(name, sizeof(name), "%s.%s", label, what);
     double rel = rel_error(gpu, cpu, n);
     check(rel <= tol, name, "rel %.2e, tolerance %.0e, %zu elements", rel, tol, n);
