@@ -46,7 +46,7 @@ static void conv(Weights *v, const char *prefix, int cin, int cout, int k) {
 }
 
 static void norm(Weights *v, const char *prefix, int c) {
-    char name[160];
+    char name[176];
     int64_t s[1] = {c};
     snprintf(name, sizeof(name), "%s.weight", prefix);
     tensor(v, name, 1, s, 0.1f, 1);
