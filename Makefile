@@ -3,6 +3,14 @@
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
 OPT ?= -O3 -march=native
+# SANITIZE=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into build-san
+# (the program too: build-san/dydit) and `make test SANITIZE=1` runs the CPU suite against it. It
+# leaves the CUDA backend out: the sanitized build checks the CPU code.
+ifeq ($(SANITIZE),1)
+OPT = -O1 -g -march=native
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CUDA = 0
+endif
 CFLAGS += $(OPT) -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
 # The OpenMP build of OpenBLAS runs single-threaded when called inside our OpenMP regions instead of
 # oversubscribing the cores; fall back to whichever libopenblas the linker finds.
@@ -66,7 +74,13 @@ NCCL_FOUND := $(shell printf '$(HASH)include <nccl.h>\nint main(void) { int v; r
 	$(CC) $(CUDA_CFLAGS) -x c - -o /dev/null $(CUDA_LIBS) 2>/dev/null && echo yes)
 endif
 
+ifeq ($(SANITIZE),1)
+BUILD = build-san
+DYDIT = $(BUILD)/dydit
+else
 BUILD = build
+DYDIT = dydit
+endif
 LIB_SRC = $(wildcard common/*.c kernels/cpu/*.c model/*.c optim/*.c data/*.c) \
 	$(filter-out train/main.c train/dist_mpi.c train/dist_nccl.c,$(wildcard train/*.c))
 ifeq ($(MPI_FOUND),yes)
@@ -87,9 +101,9 @@ ifeq ($(NCCL_FOUND),yes)
 NCCL_BIN = $(BUILD)/tests/cuda_nccl
 endif
 
-all: dydit $(NCCL_BIN)
+all: $(DYDIT) $(NCCL_BIN)
 
-dydit: $(BUILD)/train/main.o $(BUILD)/libdydit.a
+$(DYDIT): $(BUILD)/train/main.o $(BUILD)/libdydit.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libdydit.a: $(LIB_OBJ)
@@ -127,8 +141,8 @@ $(BUILD)/tests/dist_probe_nompi: tests/dist_probe.c train/dist.c common/util.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -DDYDIT_MPI $(MPI_CFLAGS),$(CFLAGS)) -o $@ $(filter %.c,$^)
 
-test: dydit $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi
-	PYTHON=$(PYTHON) tests/run.sh
+test: $(DYDIT) $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi
+	PYTHON=$(PYTHON) BUILD=$(BUILD) DYDIT=$(DYDIT) tests/run.sh
 
 # Needs GPUs and MPI: every GPU of this machine in one NCCL communicator (as root:
 # MPIRUN="mpirun --allow-run-as-root").
