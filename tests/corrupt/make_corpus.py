@@ -370,6 +370,7 @@ def idx_cases():
     idx_case("trailing_bytes", images + b"\0")
     idx_case("dim_zero", images[:4] + dims(0, 28, 28) + images[16:])
     idx_case("dims_overflow", images[:4] + dims(0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF) + images[16:])
+    idx_case("dims_promise_gigabytes", images[:4] + dims(10000, 1000, 800) + images[16:])
     idx_case("dim_negative", images[:4] + dims(0xFFFFFFFF, 28, 28) + images[16:])
     idx_case("labels_count_mismatch", labels_blob=labels[:4] + dims(count - 1) + labels[8:-1])
     idx_case("label_out_of_range", labels_blob=labels[:8] + b"\x0a" + labels[9:])
