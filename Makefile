@@ -156,8 +156,26 @@ bench: dydit $(BENCH_BIN)
 clean:
 	rm -rf $(BUILD) dydit
 
+# libFuzzer targets (tests/fuzz) of the file parsers, built with clang and ASan/UBSan into
+# build-fuzz; make fuzz-run FUZZ_SECONDS=N runs each for N seconds from seeds made of valid files.
+FUZZ_CC ?= clang
+FUZZ_BUILD = build-fuzz
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=gnu11 -I.
+FUZZ_LIB_SRC = common/util.c data/json.c data/safetensors.c data/shard.c data/idx.c data/image.c
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_BUILD)/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 20
+
+fuzz: $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/memfile.h $(FUZZ_LIB_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB_SRC) -ljpeg -lpng -lz -lm
+
+fuzz-run: fuzz dydit
+	PYTHON=$(PYTHON) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 bench-sample: dydit $(BENCH_BIN)
 	bench/sample_speed.sh
 
-.PHONY: all test test-cuda bench bench-sample clean
+.PHONY: all test test-cuda bench bench-sample clean fuzz fuzz-run
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
