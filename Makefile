@@ -4,6 +4,14 @@
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
 OPT ?= -O3 -march=native
+# SANITIZE=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into build-san
+# (the program too: build-san/dydit) and `make test SANITIZE=1` runs the CPU suite against it. It
+# leaves the CUDA backend out: the sanitized build checks the CPU code.
+ifeq ($(SANITIZE),1)
+OPT = -O1 -g -march=native
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CUDA = 0
+endif
 CFLAGS += $(OPT) -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
 # The OpenMP build of OpenBLAS runs single-threaded when called inside our OpenMP regions instead of
 # oversubscribing the cores; fall back to whichever libopenblas the linker finds.
@@ -67,7 +75,13 @@ NCCL_FOUND := $(shell printf '$(HASH)include <nccl.h>\nint main(void) { int v; r
 	$(CC) $(CUDA_CFLAGS) -x c - -o /dev/null $(CUDA_LIBS) 2>/dev/null && echo yes)
 endif
 
+ifeq ($(SANITIZE),1)
+BUILD = build-san
+DYDIT = $(BUILD)/dydit
+else
 BUILD = build
+DYDIT = dydit
+endif
 LIB_SRC = $(wildcard common/*.c kernels/*.c kernels/cpu/*.c kernels/guarded/*.c model/*.c optim/*.c data/*.c) \
 	$(filter-out train/main.c train/dist_mpi.c train/dist_nccl.c,$(wildcard train/*.c))
 ifeq ($(MPI_FOUND),yes)
@@ -109,9 +123,9 @@ ifeq ($(NCCL_FOUND),yes)
 NCCL_BIN = $(BUILD)/tests/cuda_nccl
 endif
 
-all: dydit $(NCCL_BIN)
+all: $(DYDIT) $(NCCL_BIN)
 
-dydit: $(BUILD)/train/main.o $(BUILD)/libdydit.a
+$(DYDIT): $(BUILD)/train/main.o $(BUILD)/libdydit.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libdydit.a: $(LIB_OBJ)
@@ -150,8 +164,8 @@ $(BUILD)/tests/dist_probe_nompi: tests/dist_probe.c train/dist.c common/util.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -DDYDIT_MPI $(MPI_CFLAGS),$(CFLAGS)) -o $@ $(filter %.c,$^)
 
-test: dydit $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT)
-	PYTHON=$(PYTHON) tests/run.sh
+test: $(DYDIT) $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT)
+	PYTHON=$(PYTHON) BUILD=$(BUILD) DYDIT=$(DYDIT) tests/run.sh
 
 # The GPU suite (tests/cuda/run.sh): every CUDA op and a whole DyDiT training step, sampling loop
 # and VAE against the CPU backend, then every GPU of this machine in one NCCL communicator. Needs a
@@ -167,6 +181,24 @@ bench: dydit $(BENCH_BIN)
 clean:
 	rm -rf $(BUILD) dydit
 
+# libFuzzer targets (tests/fuzz) of the file parsers, built with clang and ASan/UBSan into
+# build-fuzz; make fuzz-run FUZZ_SECONDS=N runs each for N seconds from seeds made of valid files.
+FUZZ_CC ?= clang
+FUZZ_BUILD = build-fuzz
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=gnu11 -I.
+FUZZ_LIB_SRC = common/util.c data/json.c data/safetensors.c data/shard.c data/idx.c data/image.c
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_BUILD)/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 20
+
+fuzz: $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/memfile.h $(FUZZ_LIB_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB_SRC) -ljpeg -lpng -lz -lm
+
+fuzz-run: fuzz dydit
+	PYTHON=$(PYTHON) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 bench-sample: dydit $(BENCH_BIN)
 	bench/sample_speed.sh
 
@@ -180,5 +212,5 @@ bench-gpu:
 	@echo "error: the GPU benchmarks need the CUDA backend (nvcc and cuBLASLt were not found)" >&2; exit 1
 endif
 
-.PHONY: all test test-cuda bench bench-sample bench-gpu clean
+.PHONY: all test test-cuda bench bench-sample bench-gpu clean fuzz fuzz-run
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -10,6 +10,7 @@
 
 // Refuses absurd dims before allocating: the largest IDX data sets are a few hundred MB.
 #define IDX_MAX_BYTES (1ull << 34)
+#define IDX_FIRST_CHUNK (1ull << 24)
 
 const char *const fashion_mnist_class_names[FASHION_MNIST_CLASSES] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -79,12 +80,23 @@ int idx_read(const char *path, int want_ndim, IdxArray *out, char *err, int err_
             goto done;
         }
     }
-    out->data = xmalloc((size_t)total);
-    if (gz_read_full(gz, out->data, total, &got, &why)) {
-        rc = why ? fail_at(err, err_size, path, "reading the data: %s", why)
-                 : fail_at(err, err_size, path, "truncated: %llu of the %llu data bytes the dims promise",
-                           (unsigned long long)got, (unsigned long long)total);
-        goto done;
+    // the buffer grows with the data that arrives, so dims that promise more than the file holds
+    // cost no more memory than the file's own data
+    uint64_t have = 0, cap = total < IDX_FIRST_CHUNK ? total : IDX_FIRST_CHUNK;
+    out->data = xmalloc((size_t)cap);
+    while (have < total) {
+        if (have == cap) {
+            cap = 2 * cap < total ? 2 * cap : total;
+            out->data = xrealloc(out->data, (size_t)cap);
+        }
+        if (gz_read_full(gz, out->data + have, cap - have, &got, &why)) {
+            have += got;
+            rc = why ? fail_at(err, err_size, path, "reading the data: %s", why)
+                     : fail_at(err, err_size, path, "truncated: %llu of the %llu data bytes the dims promise",
+                               (unsigned long long)have, (unsigned long long)total);
+            goto done;
+        }
+        have = cap;
     }
     char extra;
     int r = gzread(gz, &extra, 1);

@@ -11,6 +11,25 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/dydit-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 . tests/suite.sh
+# BUILD=DIR and DYDIT=PROGRAM test another build (make test SANITIZE=1: build-san, build-san/dydit).
+# The scripts call ./dydit and build/tests/... from the repository root, so they then run from a
+# tree of links to the repository's entries in which ./dydit and build name that build's files.
+BUILD=${BUILD:-build}
+DYDIT=${DYDIT:-./dydit}
+if [ "$BUILD" != build ] || [ "$DYDIT" != ./dydit ]; then
+    root="$work/root"
+    mkdir -p "$root"
+    for entry in * .[!.]*; do
+        [ -e "$entry" ] && [ "$entry" != dydit ] && [ "$entry" != build ] && ln -s "$PWD/$entry" "$root/$entry"
+    done
+    ln -s "$(realpath "$BUILD")" "$root/build"
+    ln -s "$(realpath "$DYDIT")" "$root/dydit"
+    cd "$root"
+fi
+# Sanitizer reports of a sanitized build go to files, so that none hides behind a test that expects
+# a failure; any such file fails the suite. Leaks are not checked: die() exits without freeing.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:log_path=$work/sanitizer}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:log_path=$work/sanitizer}
 
 if gpu_present; then
     echo "GPU tests are not part of this suite: make test-cuda runs them"
@@ -24,5 +43,12 @@ done
 for t in tests/*.sh; do
     case "$(basename "$t")" in run.sh | lib.sh | suite.sh) continue ;; esac
     suite_run "$(basename "$t" .sh)" bash "$t" "$work" "$PYTHON"
+done
+
+for report in "$work"/sanitizer.*; do
+    [ -e "$report" ] || continue
+    echo "FAIL sanitizer report $(basename "$report"):"
+    head -n 40 "$report" | sed 's/^/    /'
+    failed=$((failed + 1))
 done
 suite_end

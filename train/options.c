@@ -1,6 +1,9 @@
 #include "train/options.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -23,13 +26,15 @@ static void set_value(OptionSet *set, Option *o, const char *value, const char *
     switch (o->type) {
     case OPT_INT: {
         long v;
-        if (parse_long(value, &v)) die("%s: --%s wants an integer, got '%s'", where, o->name, value);
+        if (parse_long(value, &v) || v < INT_MIN || v > INT_MAX)
+            die("%s: --%s wants an integer in [%d, %d], got '%.80s'", where, o->name, INT_MIN, INT_MAX, value);
         *(int *)o->target = (int)v;
         break;
     }
     case OPT_FLOAT: {
         double v;
-        if (parse_double(value, &v)) die("%s: --%s wants a number, got '%s'", where, o->name, value);
+        if (parse_double(value, &v) || !isfinite(v))
+            die("%s: --%s wants a finite number, got '%.80s'", where, o->name, value);
         *(double *)o->target = v;
         break;
     }
@@ -42,7 +47,7 @@ static void set_value(OptionSet *set, Option *o, const char *value, const char *
         else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no"))
             *(int *)o->target = 0;
         else
-            die("%s: --%s is a flag (true/false), got '%s'", where, o->name, value);
+            die("%s: --%s is a flag (true/false), got '%.80s'", where, o->name, value);
         break;
     }
     o->was_set = 1;
@@ -56,13 +61,17 @@ static char *trim(char *s) {
     return s;
 }
 
+// A NUL byte or a read error is refused rather than half read.
 static void load_config_file(OptionSet *set, const char *path) {
     FILE *f = fopen(path, "r");
-    if (!f) die("cannot open config file %s", path);
-    char line[4096];
+    if (!f) die("cannot open config file %s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
     int lineno = 0;
-    while (fgets(line, sizeof(line), f)) {
+    while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        if (memchr(line, '\0', (size_t)len)) die("%s:%d: contains a NUL byte (not a text file?)", path, lineno);
         char *hash = strchr(line, '#');
         if (hash) *hash = '\0';
         char *s = trim(line);
@@ -74,10 +83,12 @@ static void load_config_file(OptionSet *set, const char *path) {
         if (!strcmp(key, "config")) die("%s:%d: config files cannot include other config files", path, lineno);
         Option *o = find_option(set, key, strlen(key));
         if (!o) die("%s:%d: unknown key '%s' for dydit %s", path, lineno, key, set->command);
-        char where[600];
-        snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        char *where = xasprintf("%s:%d", path, lineno);
         set_value(set, o, value, where);
+        free(where);
     }
+    if (ferror(f)) die("cannot read config file %s: %s", path, strerror(errno));
+    free(line);
     fclose(f);
 }
 
