@@ -67,7 +67,7 @@ NCCL_FOUND := $(shell printf '$(HASH)include <nccl.h>\nint main(void) { int v; r
 endif
 
 BUILD = build
-LIB_SRC = $(wildcard common/*.c kernels/cpu/*.c model/*.c optim/*.c data/*.c) \
+LIB_SRC = $(wildcard common/*.c kernels/cpu/*.c model/*.c optim/*.c data/*.c eval/*.c) \
 	$(filter-out train/main.c train/dist_mpi.c train/dist_nccl.c,$(wildcard train/*.c))
 ifeq ($(MPI_FOUND),yes)
 LIB_SRC += train/dist_mpi.c
