@@ -1,4 +1,5 @@
-# dydit: make builds the program, make test runs the CPU test suite, make bench compares the CPU
+# dydit: make quickstart installs what is missing, builds, and runs the main job on Fashion-MNIST
+# (scripts/quickstart.sh); make builds the program, make test runs the CPU test suite, make bench compares the CPU
 # training step with PyTorch, make bench-sample times the DyDiT dynamic sampler against the static one.
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
@@ -142,8 +143,17 @@ bench: dydit $(BENCH_BIN)
 clean:
 	rm -rf $(BUILD) dydit
 
+# The packages the main job needs at build and run time (the first part of .ci/run's list; python is
+# only needed by the tests). The build runs in a second make, so that it sees freshly installed headers.
+QUICKSTART_PACKAGES = build-essential libopenblas-openmp-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev \
+	dataset-fashion-mnist
+quickstart:
+	scripts/ensure_packages.sh $(QUICKSTART_PACKAGES)
+	$(MAKE) -j$$(nproc) dydit
+	scripts/quickstart.sh
+
 bench-sample: dydit $(BENCH_BIN)
 	bench/sample_speed.sh
 
-.PHONY: all test test-cuda bench bench-sample clean
+.PHONY: all test test-cuda bench bench-sample clean quickstart
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
