@@ -6,16 +6,16 @@
 # About 12 minutes on 2 otherwise idle CPU cores.
 #
 # Usage, from anywhere: scripts/quickstart.sh
-# Sizes: QUICKSTART_SAMPLES (samples per model, default 500), QUICKSTART_SAMPLE_STEPS (DDPM steps,
-# default 50); the training lengths are in configs/quickstart.conf and configs/dydit-quickstart-*.conf,
+# Sizes: QUICKSTART_SAMPLES (samples per model, default 400), QUICKSTART_SAMPLE_STEPS (DDPM steps,
+# default 25); the training lengths are in configs/quickstart.conf and configs/dydit-quickstart-*.conf,
 # and QUICKSTART_TRAIN_STEPS="DIT STAGE1 STAGE2" overrides them (the last step of each run; e.g.
 # "20 10 30" for a smoke run of the whole chain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 run=runs/quickstart
-samples=${QUICKSTART_SAMPLES:-500}
-sample_steps=${QUICKSTART_SAMPLE_STEPS:-50}
+samples=${QUICKSTART_SAMPLES:-400}
+sample_steps=${QUICKSTART_SAMPLE_STEPS:-25}
 classes=0,1,2,3,4,5,6,7,8,9
 dit_steps=() stage1_steps=() stage2_steps=()
 if [ -n "${QUICKSTART_TRAIN_STEPS:-}" ]; then
@@ -43,15 +43,15 @@ stage "2/8 train the classifier of the quality metric (MLP 784-256-128-10)"
 cat "$run/classifier.json"
 
 stage "3/8 train a small class-conditional DiT (configs/quickstart.conf)"
-"$dydit" train --config configs/quickstart.conf "${dit_steps[@]}" 2>&1 | tee "$run/dit.txt" | grep -E '^(step|parameters|wrote)'
+"$dydit" train --config configs/quickstart.conf "${dit_steps[@]}" 2>&1 | tee "$run/dit.txt" | grep --line-buffered -E '^(step|parameters|wrote)'
 
 stage "4/8 DyDiT fine-tune, stage 1: dynamic + complete model, lambda 0.5 (configs/dydit-quickstart-stage1.conf)"
 "$dydit" train --config configs/dydit-quickstart-stage1.conf "${stage1_steps[@]}" 2>&1 | tee "$run/dydit-stage1.txt" |
-    grep -E '^(step|parameters|wrote)'
+    grep --line-buffered -E '^(step|parameters|wrote)'
 
 stage "5/8 DyDiT fine-tune, stage 2: dynamic model only (configs/dydit-quickstart-stage2.conf)"
 "$dydit" train --config configs/dydit-quickstart-stage2.conf "${stage2_steps[@]}" 2>&1 | tee "$run/dydit-stage2.txt" |
-    grep -E '^(step|resuming|wrote)'
+    grep --line-buffered -E '^(step|resuming|wrote)'
 
 stage "6/8 sample $samples images of each model ($sample_steps DDPM steps, guidance 1.5, classes 0-9 in turn)"
 for model in static dynamic; do
