@@ -27,8 +27,9 @@ float *classifier_inputs_from_samples(const char *path, int64_t *count, int32_t 
     if (!lat || lat->ndim != 4 || lat->shape[1] != 1 || lat->shape[2] != PADDED || lat->shape[3] != PADDED || !lab ||
         lab->ndim != 1 || lab->shape[0] != lat->shape[0]) {
         st_close(f);
-        fail_at(err, err_size, path, "want tensors latents (N, 1, 32, 32) and labels (N) (dydit sample --latents of a "
-                                     "Fashion-MNIST model)");
+        fail_at(err, err_size, path,
+                "want tensors latents (N, 1, 32, 32) and labels (N) (dydit sample --latents of a "
+                "Fashion-MNIST model)");
         return NULL;
     }
     int64_t n = lat->shape[0];

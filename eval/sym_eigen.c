@@ -59,7 +59,8 @@ int sym_eigen(double *a, int n, double *values, double *vectors) {
 
 void sym_sqrt_psd(const double *a, int n, double *out) {
     size_t nn = (size_t)n * n;
-    double *work = xmalloc(sizeof(double) * nn), *v = xmalloc(sizeof(double) * nn), *values = xmalloc(sizeof(double) * n);
+    double *work = xmalloc(sizeof(double) * nn), *v = xmalloc(sizeof(double) * nn),
+           *values = xmalloc(sizeof(double) * n);
     memcpy(work, a, sizeof(double) * nn);
     if (sym_eigen(work, n, values, v) < 0) die("symmetric eigendecomposition of a %dx%d matrix did not converge", n, n);
     for (int k = 0; k < n; k++) values[k] = sqrt(fmax(values[k], 0));

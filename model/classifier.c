@@ -16,12 +16,9 @@ typedef struct {
 } TensorSpec;
 
 static const TensorSpec tensors[] = {
-    {"fc1.weight", CLASSIFIER_HIDDEN, CLASSIFIER_INPUT},
-    {"fc1.bias", CLASSIFIER_HIDDEN, 0},
-    {"fc2.weight", CLASSIFIER_FEATURES, CLASSIFIER_HIDDEN},
-    {"fc2.bias", CLASSIFIER_FEATURES, 0},
-    {"fc3.weight", CLASSIFIER_CLASSES, CLASSIFIER_FEATURES},
-    {"fc3.bias", CLASSIFIER_CLASSES, 0},
+    {"fc1.weight", CLASSIFIER_HIDDEN, CLASSIFIER_INPUT},     {"fc1.bias", CLASSIFIER_HIDDEN, 0},
+    {"fc2.weight", CLASSIFIER_FEATURES, CLASSIFIER_HIDDEN},  {"fc2.bias", CLASSIFIER_FEATURES, 0},
+    {"fc3.weight", CLASSIFIER_CLASSES, CLASSIFIER_FEATURES}, {"fc3.bias", CLASSIFIER_CLASSES, 0},
 };
 enum { TENSOR_COUNT = sizeof(tensors) / sizeof(tensors[0]) };
 
@@ -79,8 +76,8 @@ void classifier_init(Classifier *c, const Ops *ops, int max_batch, uint64_t seed
 }
 
 void classifier_free(Classifier *c) {
-    float *buffers[] = {c->params, c->grads, c->adam_m, c->adam_v, c->x,         c->h1,      c->a1,
-                        c->dh1,    c->da1,   c->h2,     c->features, c->dh2,   c->dfeatures, c->logits, c->dlogits};
+    float *buffers[] = {c->params, c->grads, c->adam_m,   c->adam_v, c->x,         c->h1,     c->a1,     c->dh1,
+                        c->da1,    c->h2,    c->features, c->dh2,    c->dfeatures, c->logits, c->dlogits};
     for (size_t i = 0; i < sizeof(buffers) / sizeof(buffers[0]); i++) c->ops->release(buffers[i]);
     memset(c, 0, sizeof(*c));
 }
@@ -190,8 +187,10 @@ int classifier_load(Classifier *c, const char *path, char *err, int err_size) {
         const char *name = classifier_tensor(i, &offset, shape, &ndim);
         const StTensor *t = st_find(f, name);
         char want[64];
-        if (ndim == 2) snprintf(want, sizeof(want), "(%lld, %lld)", (long long)shape[0], (long long)shape[1]);
-        else snprintf(want, sizeof(want), "(%lld)", (long long)shape[0]);
+        if (ndim == 2)
+            snprintf(want, sizeof(want), "(%lld, %lld)", (long long)shape[0], (long long)shape[1]);
+        else
+            snprintf(want, sizeof(want), "(%lld)", (long long)shape[0]);
         if (!t || t->ndim != ndim || t->shape[0] != shape[0] || (ndim == 2 && t->shape[1] != shape[1]))
             rc = fail_at(err, err_size, path, "tensor %s missing or not of shape %s", name, want);
         else

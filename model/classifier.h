@@ -18,9 +18,9 @@ typedef struct {
     const Ops *ops;
     int max_batch;
     size_t param_count;
-    float *params, *grads, *adam_m, *adam_v;                   // (param_count) each
-    float *x, *h1, *a1, *h2, *features, *logits;               // activations of the last forward, (B, width)
-    float *dlogits, *dfeatures, *dh2, *da1, *dh1;               // their gradients
+    float *params, *grads, *adam_m, *adam_v;      // (param_count) each
+    float *x, *h1, *a1, *h2, *features, *logits;  // activations of the last forward, (B, width)
+    float *dlogits, *dfeatures, *dh2, *da1, *dh1; // their gradients
 } Classifier;
 
 // Allocates a classifier for batches up to max_batch with PyTorch's default nn.Linear

@@ -29,7 +29,7 @@ static double reference_loss_of(void *ctx) {
     return reference_loss(l->c, l->x, l->labels);
 }
 
-// y (out) = max(0?, W x + b) in double; relu when last == 0.
+// y (out) = W x + b (in) in double, through a ReLU when relu != 0.
 static void dense(double *y, const float *w, const float *b, const double *x, int in, int out, int relu) {
     for (int o = 0; o < out; o++) {
         double s = b[o];
@@ -87,8 +87,8 @@ int main(int argc, char **argv) {
         // crosses zero (a crossing is a kink the differences see and the gradient does not), smallest for
         // fc1.weight, whose direction moves every pre-activation through 784 inputs, and large enough that
         // the float parameters' rounding stays below the tolerance.
-        fd_directional(label, c.params + offset, n, grads + offset, reference_loss_of, &ctx, i == 0 ? 1e-5 : 1e-4,
-                       1e-3, 20 + i);
+        fd_directional(label, c.params + offset, n, grads + offset, reference_loss_of, &ctx, i == 0 ? 1e-5 : 1e-4, 1e-3,
+                       20 + i);
     }
 
     char path[512], err[512];

@@ -111,7 +111,8 @@ static void test_distance_closed_form(int n, int rotate, const char *name) {
     double *q = calloc((size_t)n * n, sizeof(double)), *ca = malloc(sizeof(double) * n * n),
            *cb = malloc(sizeof(double) * n * n), *a = malloc(sizeof(double) * n), *b = malloc(sizeof(double) * n),
            *ma = malloc(sizeof(double) * n), *mb = malloc(sizeof(double) * n);
-    if (rotate) random_orthogonal(q, n, 4);
+    if (rotate)
+        random_orthogonal(q, n, 4);
     else
         for (int i = 0; i < n; i++) q[i * n + i] = 1;
     double want = 0;
@@ -127,8 +128,8 @@ static void test_distance_closed_form(int n, int rotate, const char *name) {
     GaussianStats sa = stats_of(ma, ca, n), sb = stats_of(mb, cb, n);
     double got = frechet_distance(&sa, &sb), back = frechet_distance(&sb, &sa), self = frechet_distance(&sa, &sa);
     double err = fmax(fabs(got - want), fabs(back - want)) / want;
-    check(err < 1e-7 && fabs(self) < 1e-7 * want, name, "d^2 %.12g, closed form %.12g, rel %.2e, d^2(a, a) %.2e",
-          got, want, err, self);
+    check(err < 1e-7 && fabs(self) < 1e-7 * want, name, "d^2 %.12g, closed form %.12g, rel %.2e, d^2(a, a) %.2e", got,
+          want, err, self);
     gaussian_stats_free(&sa);
     gaussian_stats_free(&sb);
     free(q), free(ca), free(cb), free(a), free(b), free(ma), free(mb);

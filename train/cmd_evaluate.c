@@ -56,7 +56,8 @@ static void train_classifier(const EvaluateOptions *o) {
     for (int epoch = 0; epoch < o->epochs; epoch++) {
         for (int64_t i = 0; i < n; i++) order[i] = i;
         for (int64_t i = n - 1; i > 0; i--) { // Fisher-Yates
-            int64_t j = rng_below(rng_u32((uint64_t)o->seed, RNG_DATA, (uint32_t)epoch, 0, (uint64_t)i), (uint32_t)i + 1);
+            int64_t j =
+                rng_below(rng_u32((uint64_t)o->seed, RNG_DATA, (uint32_t)epoch, 0, (uint64_t)i), (uint32_t)i + 1);
             int64_t t = order[i];
             order[i] = order[j];
             order[j] = t;

@@ -17,9 +17,12 @@ enum { PANEL_WIDTH = 640, PANEL_HEIGHT = 240, MAX_PANELS = 8 };
 
 static int number(const JsonValue *v, double *out) {
     if (!v) return 0;
-    if (v->type == JSON_INT) *out = (double)v->u.integer;
-    else if (v->type == JSON_DOUBLE) *out = v->u.number;
-    else return 0;
+    if (v->type == JSON_INT)
+        *out = (double)v->u.integer;
+    else if (v->type == JSON_DOUBLE)
+        *out = v->u.number;
+    else
+        return 0;
     return 1;
 }
 
