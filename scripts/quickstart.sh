@@ -3,7 +3,7 @@
 # after the build): encode the images, train the small classifier of the quality metric, train a
 # class-conditional DiT, fine-tune it into a DyDiT at lambda 0.5 (stage 1, then stage 2), sample
 # both, score them, and write a report. Everything lands in runs/quickstart/ (removed first).
-# About 12 minutes on 2 otherwise idle CPU cores.
+# About 17 minutes on 2 shared CPU cores (load average 3-4.5), less on idle ones.
 #
 # Usage, from anywhere: scripts/quickstart.sh
 # Sizes: QUICKSTART_SAMPLES (samples per model, default 400), QUICKSTART_SAMPLE_STEPS (DDPM steps,
