@@ -1,6 +1,8 @@
-# dydit: make builds the program, make test runs the CPU test suite, make bench compares the CPU
-# training step with PyTorch, make bench-sample times the DyDiT dynamic sampler against the static one,
-# make bench-gpu runs the GPU benchmarks (bench/gpu.sh).
+# dydit: make quickstart installs what is missing, builds, and runs the main job on Fashion-MNIST
+# (scripts/quickstart.sh); make builds the program, make test runs the CPU test suite, make bench
+# compares the CPU training step with PyTorch, make bench-sample times the DyDiT dynamic sampler
+# against the static one, make bench-gpu runs the GPU benchmarks (bench/gpu.sh), make test-cuda the
+# GPU tests.
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
 OPT ?= -O3 -march=native
@@ -82,7 +84,7 @@ else
 BUILD = build
 DYDIT = dydit
 endif
-LIB_SRC = $(wildcard common/*.c kernels/*.c kernels/cpu/*.c kernels/guarded/*.c model/*.c optim/*.c data/*.c) \
+LIB_SRC = $(wildcard common/*.c kernels/*.c kernels/cpu/*.c kernels/guarded/*.c model/*.c optim/*.c data/*.c eval/*.c) \
 	$(filter-out train/main.c train/dist_mpi.c train/dist_nccl.c,$(wildcard train/*.c))
 ifeq ($(MPI_FOUND),yes)
 LIB_SRC += train/dist_mpi.c
@@ -199,6 +201,15 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/memfile.h $(FUZZ_LIB_SRC)
 fuzz-run: fuzz dydit
 	PYTHON=$(PYTHON) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# The packages the main job needs at build and run time (the first part of .ci/run's list; python is
+# only needed by the tests). The build runs in a second make, so that it sees freshly installed headers.
+QUICKSTART_PACKAGES = build-essential libopenblas-openmp-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev \
+	dataset-fashion-mnist
+quickstart:
+	scripts/ensure_packages.sh $(QUICKSTART_PACKAGES)
+	$(MAKE) -j$$(nproc) dydit
+	scripts/quickstart.sh
+
 bench-sample: dydit $(BENCH_BIN)
 	bench/sample_speed.sh
 
@@ -212,5 +223,5 @@ bench-gpu:
 	@echo "error: the GPU benchmarks need the CUDA backend (nvcc and cuBLASLt were not found)" >&2; exit 1
 endif
 
-.PHONY: all test test-cuda bench bench-sample bench-gpu clean fuzz fuzz-run
+.PHONY: all test test-cuda bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -16,7 +16,7 @@ expect_ok() { # expect_ok NAME COMMAND...
 }
 
 expect_ok help ./dydit --help
-for cmd in train forward grad convert flops encode decode; do
+for cmd in train forward grad convert flops encode decode plot evaluate; do
     if ./dydit $cmd --help | grep -q '^usage: dydit '"$cmd"; then pass "help.$cmd"; else fail "help.$cmd" "no usage line"; fi
 done
 ./dydit >/dev/null 2>&1 && fail no_command "exited 0" || pass no_command

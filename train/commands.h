@@ -10,3 +10,5 @@ int cmd_flops(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
+int cmd_plot(int argc, char **argv);

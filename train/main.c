@@ -21,6 +21,8 @@ static const Command commands[] = {
     {"grad", cmd_grad, "one training loss and every gradient on given tensors (parity, debugging)"},
     {"convert", cmd_convert, "normalise a weights file: names, dtype, config metadata"},
     {"flops", cmd_flops, "parameters and GMACs of a configuration"},
+    {"plot", cmd_plot, "curves of training logs (loss, FLOPs ratio, ...) as a PNG"},
+    {"evaluate", cmd_evaluate, "FMNIST-FD: train the small Fashion-MNIST classifier, score samples against real images"},
 };
 enum { COMMAND_COUNT = sizeof(commands) / sizeof(commands[0]) };
 
