@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,16 @@ static int load_state(const char *dir, CheckpointState *st, char *err, int err_s
     return rc;
 }
 
+// AdamW divides by sqrt(v): a non-finite moment or a negative v would poison every later update.
+static int check_moments(const char *path, const float *m, const float *v, size_t n, char *err, int err_size) {
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(m[i])) return fail_at(err, err_size, path, "adam.m holds a non-finite value at element %zu", i);
+        if (!isfinite(v[i])) return fail_at(err, err_size, path, "adam.v holds a non-finite value at element %zu", i);
+        if (v[i] < 0) return fail_at(err, err_size, path, "adam.v holds a negative value at element %zu", i);
+    }
+    return 0;
+}
+
 static int load_moments(const char *dir, LoadedCheckpoint *c, char *err, int err_size) {
     char *path = xasprintf("%s/optimizer.safetensors", dir);
     StFile *f = st_open(path, err, err_size);
@@ -269,6 +280,7 @@ static int load_moments(const char *dir, LoadedCheckpoint *c, char *err, int err
             c->adam_m = xmalloc(n * sizeof(float));
             c->adam_v = xmalloc(n * sizeof(float));
             rc = st_read_f32(f, m, c->adam_m, err, err_size) || st_read_f32(f, v, c->adam_v, err, err_size) ? -1 : 0;
+            if (!rc) rc = check_moments(path, c->adam_m, c->adam_v, n, err, err_size);
         }
         st_close(f);
     }

@@ -327,6 +327,11 @@ def checkpoint_cases():
     opt_header, opt_data = st_split(read(os.path.join(ck, "optimizer.safetensors")))
     h = [p for p in opt_header if p[0] != "adam.v"]
     ck_case("optimizer_missing_moment", lambda d: write(os.path.join(d, "optimizer.safetensors"), st_rebuild(h, h, opt_data)))
+    opt_path = lambda d: os.path.join(d, "optimizer.safetensors")
+    ck_case("optimizer_nan_moment",
+            lambda d: write(opt_path(d), st_join(dump(opt_header), float_poisoned(opt_header, opt_data, "adam.v", float("nan")))))
+    ck_case("optimizer_negative_v",
+            lambda d: write(opt_path(d), st_join(dump(opt_header), float_poisoned(opt_header, opt_data, "adam.v", -1.0))))
     ck_case("ema_other_model", lambda d: write(os.path.join(d, "ema.safetensors"), read(os.path.join(FIX, "other_model.safetensors"))))
 
     def run_case(name, latest_text):
