@@ -48,6 +48,9 @@ static void *backend_alloc(DitInfer *e, size_t floats) { return e->ops->alloc(fl
 DitInfer *dit_infer_create(const DitModel *m, int capacity, int dynamic) {
     const DitConfig *c = &m->cfg;
     if (dynamic && !c->dynamic) die("internal: a dynamic engine needs a DyDiT");
+    if (dynamic && c->router_input == ROUTER_INPUT_CONDITION) // widths_at lets row 0 speak for the batch
+        die("the dynamic engine shares one width pattern per timestep; routers reading the class (router_input "
+            "condition) need the complete network (--complete)");
     DitInfer *e = xcalloc(1, sizeof(DitInfer));
     e->m = m;
     e->ops = m->ops;

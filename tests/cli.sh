@@ -139,6 +139,13 @@ else
     fail dydit_forward_masks "unexpected mask tensors"
 fi
 if ./dydit flops --model DiT-XL/2 --dynamic | grep -q " 3295012 "; then pass flops_dynamic; else fail flops_dynamic "no router count"; fi
+# a DiT file's counts equal those of its shape given by hand
+if [ "$(./dydit flops --weights "$work/run/ema.safetensors" | awk 'NR==2{print $2, $4}')" = \
+    "$(./dydit flops "${small[@]}" | awk 'NR==2{print $2, $4}')" ]; then
+    pass flops_dit_weights
+else
+    fail flops_dit_weights "$(./dydit flops --weights "$work/run/ema.safetensors" 2>&1 | head -n 3)"
+fi
 
 # real data: Fashion-MNIST test split -> shards -> two training steps
 if [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then

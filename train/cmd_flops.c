@@ -51,7 +51,12 @@ static int realised_flops(const char *weights, const ModelOptions *mo, const Dev
     DitModel m;
     load_model(&m, weights, &hints, ops);
     const DitConfig *c = &m.cfg;
-    if (!c->dynamic) die("%s is a DiT: its compute is the static count (dydit flops --model ...)", weights);
+    if (!c->dynamic) { // a DiT's compute does not depend on the timestep: its static row
+        print_header(0);
+        print_row(c);
+        dit_model_destroy(&m);
+        return 0;
+    }
     char spacing[32];
     snprintf(spacing, sizeof(spacing), "%d", steps);
     SamplerConfig sc = {
@@ -94,7 +99,7 @@ int cmd_flops(int argc, char **argv) {
     const Option own[OWN] = {
         {"all", OPT_FLAG, &all, "every preset S/B/L/XL x 2/4/8 at the given size", NULL, 0},
         {"dynamic", OPT_FLAG, &dynamic, "DyDiT: add the routers' parameters and MACs", NULL, 0},
-        {"weights", OPT_STRING, &weights, "a DyDiT checkpoint: realised GMACs per sampling timestep", NULL, 0},
+        {"weights", OPT_STRING, &weights, "weights: a DiT's counts, or a DyDiT's realised GMACs per sampling timestep", NULL, 0},
         {"steps", OPT_INT, &steps, "with --weights: sampling steps of the schedule", NULL, 0},
         {"num", OPT_INT, &num, "with --weights: samples whose token decisions are averaged", NULL, 0},
         {"cfg-scale", OPT_FLOAT, &cfg_scale, "with --weights: guidance scale of the sampling run", NULL, 0},
@@ -104,8 +109,8 @@ int cmd_flops(int argc, char **argv) {
     device_options_add(&dev, options, MODEL_OPTION_COUNT + OWN);
     OptionSet set = {"flops",
                      "Parameters and forward GMACs (multiply-adds, as the DiT papers count them), and the per-block "
-                     "attention and MLP MACs that DyDiT's FLOPs loss weighs; with --weights, the realised GMACs of a "
-                     "DyDiT at every step of a sampling schedule.",
+                     "attention and MLP MACs that DyDiT's FLOPs loss weighs; with --weights, those of a DiT file, or the "
+                     "realised GMACs of a DyDiT at every step of a sampling schedule.",
                      "dydit flops [--model DiT-XL/2 | --depth ... ] [--all] [--dynamic] | --weights W [--steps 250]",
                      options, MODEL_OPTION_COUNT + OWN + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
