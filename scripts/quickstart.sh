@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The main job on Fashion-MNIST, from the raw images to a measured DyDiT (run by `make quickstart`,
-# after the build): encode the images, train the small classifier of the quality metric, train a
-# class-conditional DiT, fine-tune it into a DyDiT at lambda 0.5 (stage 1, then stage 2), sample
-# both, score them, and write a report. Everything lands in runs/quickstart/ (removed first).
-# About 17 minutes on 2 shared CPU cores (load average 3-4.5), less on idle ones.
+# after the build): encode the images, train the small classifier of the quality metric, take the
+# pretrained class-conditional DiT that ships in models/ (or train it anew), fine-tune it into a
+# DyDiT at lambda 0.5 (stage 1, then stage 2), sample both, score them, and write a report.
+# Everything lands in runs/quickstart/ (removed first).
 #
 # Usage, from anywhere: scripts/quickstart.sh
 # Sizes: QUICKSTART_SAMPLES (samples per model, default 400), QUICKSTART_SAMPLE_STEPS (DDPM steps,
-# default 25); the training lengths are in configs/quickstart.conf and configs/dydit-quickstart-*.conf,
-# and QUICKSTART_TRAIN_STEPS="DIT STAGE1 STAGE2" overrides them (the last step of each run; e.g.
-# "20 10 30" for a smoke run of the whole chain).
+# default 25); the fine-tuning lengths are in configs/dydit-quickstart-*.conf, and
+# QUICKSTART_TRAIN_STEPS="STAGE1 STAGE2" overrides them (the last step of each run; e.g. "10 30" for
+# a smoke run of the whole chain). QUICKSTART_PRETRAIN=1 trains the DiT with configs/fmnist-dit.conf
+# first (about an hour on 2 cores) instead of taking models/fmnist-dit.safetensors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +18,10 @@ run=runs/quickstart
 samples=${QUICKSTART_SAMPLES:-400}
 sample_steps=${QUICKSTART_SAMPLE_STEPS:-25}
 classes=0,1,2,3,4,5,6,7,8,9
-dit_steps=() stage1_steps=() stage2_steps=()
+stage1_steps=() stage2_steps=()
 if [ -n "${QUICKSTART_TRAIN_STEPS:-}" ]; then
-    read -r a b c <<<"$QUICKSTART_TRAIN_STEPS"
-    dit_steps=(--steps "$a") stage1_steps=(--steps "$b") stage2_steps=(--steps "$c")
+    read -r a b <<<"$QUICKSTART_TRAIN_STEPS"
+    stage1_steps=(--steps "$a") stage2_steps=(--steps "$b")
 fi
 dydit=./dydit
 [ -x "$dydit" ] || { echo "error: $dydit is missing: run make first" >&2; exit 1; }
@@ -42,12 +43,21 @@ stage "2/8 train the classifier of the quality metric (MLP 784-256-128-10)"
 "$dydit" evaluate --train-classifier --epochs 5 --out "$run/classifier.safetensors" >"$run/classifier.json"
 cat "$run/classifier.json"
 
-stage "3/8 train a small class-conditional DiT (configs/quickstart.conf)"
-"$dydit" train --config configs/quickstart.conf "${dit_steps[@]}" 2>&1 | tee "$run/dit.txt" | grep --line-buffered -E '^(step|parameters|wrote)'
+if [ "${QUICKSTART_PRETRAIN:-0}" = 1 ]; then
+    stage "3/8 train the class-conditional DiT (configs/fmnist-dit.conf; about an hour on 2 cores)"
+    "$dydit" train --config configs/fmnist-dit.conf --data "$run/shards" --out "$run/dit" --log "$run/dit/log.jsonl" 2>&1 |
+        tee "$run/dit.txt" | grep --line-buffered -E '^(step|parameters|wrote)'
+    dit=$run/dit/ema.safetensors dit_log=$run/dit/log.jsonl
+else
+    stage "3/8 the pretrained class-conditional DiT: models/fmnist-dit.safetensors (see models/README.md)"
+    dit=models/fmnist-dit.safetensors dit_log=models/fmnist-dit.log.jsonl
+    [ -r "$dit" ] || { echo "error: $dit is missing (a partial checkout?); QUICKSTART_PRETRAIN=1 trains it" >&2; exit 1; }
+fi
+"$dydit" flops --weights "$dit" | tee "$run/dit-flops.txt"
 
 stage "4/8 DyDiT fine-tune, stage 1: dynamic + complete model, lambda 0.5 (configs/dydit-quickstart-stage1.conf)"
-"$dydit" train --config configs/dydit-quickstart-stage1.conf "${stage1_steps[@]}" 2>&1 | tee "$run/dydit-stage1.txt" |
-    grep --line-buffered -E '^(step|parameters|wrote)'
+"$dydit" train --config configs/dydit-quickstart-stage1.conf --init "$dit" "${stage1_steps[@]}" 2>&1 |
+    tee "$run/dydit-stage1.txt" | grep --line-buffered -E '^(step|parameters|wrote)'
 
 stage "5/8 DyDiT fine-tune, stage 2: dynamic model only (configs/dydit-quickstart-stage2.conf)"
 "$dydit" train --config configs/dydit-quickstart-stage2.conf "${stage2_steps[@]}" 2>&1 | tee "$run/dydit-stage2.txt" |
@@ -55,7 +65,7 @@ stage "5/8 DyDiT fine-tune, stage 2: dynamic model only (configs/dydit-quickstar
 
 stage "6/8 sample $samples images of each model ($sample_steps DDPM steps, guidance 1.5, classes 0-9 in turn)"
 for model in static dynamic; do
-    weights=$run/dit/ema.safetensors
+    weights=$dit
     [ "$model" = dynamic ] && weights=$run/dydit/ema.safetensors
     "$dydit" sample --weights "$weights" --num "$samples" --classes "$classes" --steps "$sample_steps" --batch 50 \
         --seed 1 --nrow 20 --grid "$run/samples/$model.png" --latents "$run/samples/$model.safetensors" \
@@ -74,7 +84,7 @@ done
 
 stage "8/8 plot and report"
 "$dydit" plot --out "$run/curves.png" \
-    --panels "$run/dit/log.jsonl:loss,$run/dydit/log.jsonl:loss,$run/dydit/log.jsonl:flops_ratio:0.5"
+    --panels "$dit_log:loss,$run/dydit/log.jsonl:loss,$run/dydit/log.jsonl:flops_ratio:0.5"
 
 # `dydit sample` ends with: sampled N images in T s (R images/s); G GMACs per image-forward
 # (static S, ratio F)[; ...]
@@ -84,8 +94,8 @@ dynamic_ips=$(summary_field "$run/samples/dynamic.txt" '.*(\([0-9.e+]*\) images\
 static_gmacs=$(summary_field "$run/samples/static.txt" '.*; \([0-9.e+]*\) GMACs per image-forward.*')
 dynamic_gmacs=$(summary_field "$run/samples/dynamic.txt" '.*; \([0-9.e+]*\) GMACs per image-forward.*')
 flops_ratio=$(summary_field "$run/samples/dynamic.txt" '.*ratio \([0-9.e+]*\)).*')
-dit_params=$(sed -n 's/^parameters: \([0-9]*\).*/\1/p' "$run/dit.txt")
-dydit_params=$(sed -n 's/^parameters: \([0-9]*\).*/\1/p' "$run/dydit-stage1.txt")
+dit_params=$(awk 'NR == 2 { print $2 }' "$run/dit-flops.txt")
+dydit_params=$(awk 'NR == 2 { print $2 }' "$run/dit-flops.txt")
 speedup=$(awk -v a="$dynamic_ips" -v b="$static_ips" 'BEGIN { printf "%.2f", a / b }')
 classifier_acc=$(json_number "$run/classifier.json" test_accuracy)
 fd_static=$(json_number "$run/fd-static.json" fmnist_fd)
@@ -112,8 +122,8 @@ EOF
 cat >"$run/report.md" <<EOF
 # dydit quickstart report
 
-Fashion-MNIST (32x32x1 pixels, 10 classes): a class-conditional DiT (depth 6, width 192, 6 heads,
-patch 4) trained from scratch, then fine-tuned into a DyDiT at lambda 0.5 (stage 1, then stage 2).
+Fashion-MNIST (32x32x1 pixels, 10 classes): the class-conditional DiT $dit (depth 4, width 128,
+4 heads, patch 4), fine-tuned into a DyDiT at lambda 0.5 (stage 1, then stage 2).
 Samples: $samples per model, DDPM $sample_steps steps, guidance 1.5, classes 0-9 in turn, same noise.
 
 | | static DiT | DyDiT | real test images |
