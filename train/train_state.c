@@ -94,7 +94,9 @@ OptimStepInfo train_state_update(TrainState *s, long step, double loss) {
         info =
             optim_step(&s->opt, step, isfinite(loss) ? norm : NAN, params, grads, s->adam_m, s->adam_v, s->trainable);
     }
-    optim_ema_update(&s->opt, s->ema, s->m.params, s->total);
+    // Frozen parameters (pos_embed) keep their exact value in the EMA: decay e + (1 - decay) p can
+    // round away from p even when e == p, and a loaded file's pos_embed is recomputed exactly.
+    optim_ema_update(&s->opt, s->ema + s->first_trainable, params, s->trainable);
     return info;
 }
 
