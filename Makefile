@@ -188,7 +188,7 @@ clean:
 FUZZ_CC ?= clang
 FUZZ_BUILD = build-fuzz
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=gnu11 -I.
-FUZZ_LIB_SRC = common/util.c data/json.c data/safetensors.c data/shard.c data/idx.c data/image.c
+FUZZ_LIB_SRC = common/util.c train/options.c data/json.c data/safetensors.c data/shard.c data/idx.c data/image.c
 FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_BUILD)/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 20
 

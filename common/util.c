@@ -8,9 +8,20 @@
 #include <sys/stat.h>
 #include <time.h>
 
+static void (*die_handler)(const char *message);
+
+void die_set_handler(void (*handler)(const char *message)) { die_handler = handler; }
+
 void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    if (die_handler) {
+        char message[1024];
+        vsnprintf(message, sizeof(message), fmt, ap);
+        va_end(ap);
+        die_handler(message);
+        exit(1);
+    }
     fputs("error: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);

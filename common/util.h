@@ -7,6 +7,9 @@
 
 // Prints "error: <message>" on one line to stderr and exits with status 1.
 _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// For tests of code that dies on bad input (the config fuzz target): die() hands its message to
+// handler instead of printing it; the handler may longjmp away, and die() exits if it returns.
+void die_set_handler(void (*handler)(const char *message));
 // Prints "warning: <message>" on one line to stderr.
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -22,23 +22,27 @@ static Option *find_option(OptionSet *set, const char *name, size_t len) {
     return NULL;
 }
 
-static void set_value(OptionSet *set, Option *o, const char *value, const char *where) {
+// where: the file, and its line when lineno > 0 ("FILE:LINE"), or a label such as "command line".
+static void set_value(OptionSet *set, Option *o, const char *value, const char *where, int lineno) {
+    char line[24] = "";
+    if (lineno > 0) snprintf(line, sizeof(line), ":%d", lineno);
     switch (o->type) {
     case OPT_INT: {
         long v;
         if (parse_long(value, &v) || v < INT_MIN || v > INT_MAX)
-            die("%s: --%s wants an integer in [%d, %d], got '%.80s'", where, o->name, INT_MIN, INT_MAX, value);
+            die("%s%s: --%s wants an integer in [%d, %d], got '%.80s'", where, line, o->name, INT_MIN, INT_MAX, value);
         *(int *)o->target = (int)v;
         break;
     }
     case OPT_FLOAT: {
         double v;
         if (parse_double(value, &v) || !isfinite(v))
-            die("%s: --%s wants a finite number, got '%.80s'", where, o->name, value);
+            die("%s%s: --%s wants a finite number, got '%.80s'", where, line, o->name, value);
         *(double *)o->target = v;
         break;
     }
-    case OPT_STRING:
+    case OPT_STRING: // a value given twice (file, then command line) replaces the parser's own copy
+        if (o->was_set) free(*(char **)o->target);
         *(const char **)o->target = xstrdup(value);
         break;
     case OPT_FLAG:
@@ -47,7 +51,7 @@ static void set_value(OptionSet *set, Option *o, const char *value, const char *
         else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no"))
             *(int *)o->target = 0;
         else
-            die("%s: --%s is a flag (true/false), got '%.80s'", where, o->name, value);
+            die("%s%s: --%s is a flag (true/false), got '%.80s'", where, line, o->name, value);
         break;
     }
     o->was_set = 1;
@@ -61,17 +65,54 @@ static char *trim(char *s) {
     return s;
 }
 
-// A NUL byte or a read error is refused rather than half read.
-static void load_config_file(OptionSet *set, const char *path) {
+enum { CONFIG_MAX_BYTES = 1 << 20 };
+
+// The whole file, NUL-terminated, read and closed before any line is parsed (so that a parse error
+// leaves no file open); a read error, a NUL byte or more than CONFIG_MAX_BYTES is refused.
+static char *read_config_file(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) die("cannot open config file %s: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int lineno = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        if (memchr(line, '\0', (size_t)len)) die("%s:%d: contains a NUL byte (not a text file?)", path, lineno);
+    size_t n = 0, cap = 4096;
+    char *text = xmalloc(cap);
+    for (size_t got; (got = fread(text + n, 1, cap - n, f)) > 0;) {
+        n += got;
+        if (n > CONFIG_MAX_BYTES) break;
+        if (n == cap) text = xrealloc(text, cap *= 2); // room for the terminating NUL
+    }
+    int failed = ferror(f), saved = errno;
+    fclose(f);
+    if (failed) {
+        free(text);
+        die("cannot read config file %s: %s", path, strerror(saved));
+    }
+    if (n > CONFIG_MAX_BYTES) {
+        free(text);
+        die("%s: larger than %d bytes (not a config file?)", path, CONFIG_MAX_BYTES);
+    }
+    text[n] = '\0';
+    const char *nul = memchr(text, '\0', n);
+    if (nul) {
+        int lineno = 1;
+        for (const char *c = text; c < nul; c++) lineno += *c == '\n';
+        free(text);
+        die("%s:%d: contains a NUL byte (not a text file?)", path, lineno);
+    }
+    return text;
+}
+
+// The text of the file being parsed; kept here (not on the stack) so that a die() handler that
+// jumps away leaves nothing unreachable, and freed by the next load.
+static char *config_text;
+
+static void load_config_file(OptionSet *set, const char *path) {
+    free(config_text);
+    config_text = NULL;
+    config_text = read_config_file(path);
+    char *next = config_text;
+    for (int lineno = 1; next; lineno++) {
+        char *line = next, *end = strchr(line, '\n');
+        next = end ? end + 1 : NULL;
+        if (end) *end = '\0';
         char *hash = strchr(line, '#');
         if (hash) *hash = '\0';
         char *s = trim(line);
@@ -83,13 +124,10 @@ static void load_config_file(OptionSet *set, const char *path) {
         if (!strcmp(key, "config")) die("%s:%d: config files cannot include other config files", path, lineno);
         Option *o = find_option(set, key, strlen(key));
         if (!o) die("%s:%d: unknown key '%s' for dydit %s", path, lineno, key, set->command);
-        char *where = xasprintf("%s:%d", path, lineno);
-        set_value(set, o, value, where);
-        free(where);
+        set_value(set, o, value, path, lineno);
     }
-    if (ferror(f)) die("cannot read config file %s: %s", path, strerror(errno));
-    free(line);
-    fclose(f);
+    free(config_text);
+    config_text = NULL;
 }
 
 static void print_help(const OptionSet *set) {
@@ -147,7 +185,7 @@ void options_parse(OptionSet *set, int argc, char **argv) {
             value = argv[++i];
         else
             die("--%s needs a value", o->name);
-        set_value(set, o, value, "command line");
+        set_value(set, o, value, "command line", 0);
     }
 }
 

@@ -449,6 +449,7 @@ def config_cases():
         "include": "config = other.conf\n",
         "long_line": "steps = " + "1" * 10000 + "\n",
         "binary": "steps = 3\n\0\x01\x02 garbage\n",
+        "huge": "# padding\n" * 120000,  # 1.2 MB: past the 1 MiB a config file may hold
     }
     for name, text in lines.items():
         write(os.path.join(case(f"config_{name}", "config", "train.conf"), "train.conf"), text.encode())

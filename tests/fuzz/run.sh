@@ -26,6 +26,7 @@ gunzip -c "$fix/idx/t10k-labels-idx1-ubyte.gz" >"$work/seeds/idx/labels-plain"
 seed json "$fix/shards/index.json"
 head -c 4000 "$fix/shards/shard-00000.safetensors" | tail -c +9 | tr -d '\0' >"$work/seeds/json/header.json"
 seed image "$fix"/images/a/*.png "$fix/good.jpg"
+seed config configs/*.conf
 
 status=0
 for target in "$build"/fuzz_*; do
