@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
         objective_run(&obj, &m, &sched, t, y, B, 1.0f / B, NULL);
         double norm = optim_grad_norm(&opt, m.grads + first, trainable);
         optim_step(&opt, step, norm, m.params + first, m.grads + first, am, av, trainable);
-        optim_ema_update(&opt, ema, m.params, total);
+        optim_ema_update(&opt, ema + first, m.params + first, trainable);
         ops->synchronize();
         if (s >= 0) times[s] = now_seconds() - start;
     }

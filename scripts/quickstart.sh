@@ -95,7 +95,7 @@ static_gmacs=$(summary_field "$run/samples/static.txt" '.*; \([0-9.e+]*\) GMACs 
 dynamic_gmacs=$(summary_field "$run/samples/dynamic.txt" '.*; \([0-9.e+]*\) GMACs per image-forward.*')
 flops_ratio=$(summary_field "$run/samples/dynamic.txt" '.*ratio \([0-9.e+]*\)).*')
 dit_params=$(awk 'NR == 2 { print $2 }' "$run/dit-flops.txt")
-dydit_params=$(awk 'NR == 2 { print $2 }' "$run/dit-flops.txt")
+dydit_params=$(sed -n 's/^parameters: \([0-9]*\).*/\1/p' "$run/dydit-stage1.txt")
 speedup=$(awk -v a="$dynamic_ips" -v b="$static_ips" 'BEGIN { printf "%.2f", a / b }')
 classifier_acc=$(json_number "$run/classifier.json" test_accuracy)
 fd_static=$(json_number "$run/fd-static.json" fmnist_fd)

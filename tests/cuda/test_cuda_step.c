@@ -109,7 +109,7 @@ static StepResult run_step(const Ops *o, const StepInputs *in) {
     o->copy(ema, m.params, total * sizeof(float));
     r.grad_norm = optim_grad_norm(&opt, m.grads + first, n);
     r.info = optim_step(&opt, in->step, r.grad_norm, m.params + first, m.grads + first, am, av, n);
-    optim_ema_update(&opt, ema, m.params, total);
+    optim_ema_update(&opt, ema + first, m.params + first, n);
     r.params = host_copy(o, m.params, total);
     r.m = host_copy(o, am, n);
     r.v = host_copy(o, av, n);
