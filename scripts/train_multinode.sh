@@ -2,7 +2,7 @@
 # Data-parallel training over several machines with OpenMPI's mpirun and a hostfile.
 #
 #   scripts/train_multinode.sh HOSTFILE RANKS_PER_NODE THREADS_PER_RANK -- TRAIN_OPTIONS...
-#   e.g. scripts/train_multinode.sh scripts/hostfile.example 2 32 -- --config configs/quickstart.conf
+#   e.g. scripts/train_multinode.sh scripts/hostfile.example 2 32 -- --config configs/fmnist-dit.conf
 #
 # Every machine needs the same dydit binary, data and --init/--resume files at the same paths
 # (a shared filesystem, or copies); rank 0 alone writes --out and the log, so --out must be where
