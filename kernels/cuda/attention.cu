@@ -27,20 +27,25 @@ typedef struct {
     HeadView v[MAX_VIEWS];
 } HeadViews;
 
-// ptrs (count, B*H): the start of every (b, h) matrix of each view; one thread (8 bytes) per pointer.
-__global__ void head_pointers_kernel(const float **ptrs, HeadViews views, int count, int B, int H) {
+// Entries from one pointer array to the next: cuBLAS wants every pointer array 16-byte aligned, so
+// an odd B H gets one unused entry of padding.
+static int head_pointer_stride(int B, int H) { return (B * H + 1) / 2 * 2; }
+
+// ptrs (count, stride): the start of every (b, h) matrix of each view; one thread (8 bytes) per
+// pointer.
+__global__ void head_pointers_kernel(const float **ptrs, HeadViews views, int count, int B, int H, int stride) {
     int i = blockIdx.x * blockDim.x + threadIdx.x, n = B * H;
     if (i >= n * count) return;
     int view = i / n, bh = i % n, b = bh / H, h = bh % H;
     const HeadView *v = &views.v[view];
-    ptrs[i] = v->base + b * v->per_sample + h * v->per_head;
+    ptrs[view * stride + bh] = v->base + b * v->per_sample + h * v->per_head;
 }
 
-// Pointer arrays for `count` views in the backend scratch; array j starts at the result + j B H.
-static const float **head_pointers(const HeadViews *views, int count, int B, int H) {
+// Pointer arrays for `count` views in the backend scratch; array j starts at the result + j stride.
+static const float **head_pointers(const HeadViews *views, int count, int B, int H, int stride) {
     size_t n = (size_t)count * B * H;
-    const float **ptrs = (const float **)cuda_scratch(sizeof(float *) * n);
-    head_pointers_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(ptrs, *views, count, B, H);
+    const float **ptrs = (const float **)cuda_scratch(sizeof(float *) * count * stride);
+    head_pointers_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream()>>>(ptrs, *views, count, B, H, stride);
     CUDA_CHECK_LAUNCH();
     return ptrs;
 }
@@ -96,19 +101,19 @@ void cuda_attention_forward(float *out, float *probs, const float *qkv, int B, i
     long long D = (long long)H * hd, ld = 3 * D, TT = (long long)T * T;
     HeadViews views = {
         {{qkv, T * ld, hd}, {qkv + D, T * ld, hd}, {qkv + 2 * D, T * ld, hd}, {probs, H * TT, TT}, {out, T * D, hd}}};
-    const float **ptr = head_pointers(&views, 5, B, H);
-    int n = B * H;
-    float *const *out_ptrs = (float *const *)(ptr + F_OUT * n), *const *probs_ptrs =
-                                                                    (float *const *)(ptr + F_PROBS * n);
+    int n = B * H, stride = head_pointer_stride(B, H);
+    const float **ptr = head_pointers(&views, 5, B, H, stride);
+    float *const *out_ptrs = (float *const *)(ptr + F_OUT * stride), *const *probs_ptrs =
+                                                                         (float *const *)(ptr + F_PROBS * stride);
     // column-major S^T (T, T) = K (T, hd) . Q^T (hd, T), i.e. row-major S = Q K^T, scaled
-    gemm_pointer_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, 1.0f / sqrtf((float)hd), ptr + F_K * n, (int)ld,
-                         ptr + F_Q * n, (int)ld, 0.0f, probs_ptrs, T, n);
+    gemm_pointer_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, 1.0f / sqrtf((float)hd), ptr + F_K * stride, (int)ld,
+                         ptr + F_Q * stride, (int)ld, 0.0f, probs_ptrs, T, n);
     size_t rows = (size_t)n * T;
     softmax_forward_kernel<<<softmax_blocks(rows), SOFTMAX_WARPS * 32, 0, cuda_stream()>>>(probs, rows, T);
     CUDA_CHECK_LAUNCH();
     // column-major O^T (hd, T) = V^T (hd, T) . P^T (T, T), i.e. row-major O = P V
-    gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, 1.0f, ptr + F_V * n, (int)ld, ptr + F_PROBS * n, T, 0.0f,
-                         out_ptrs, (int)D, n);
+    gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, 1.0f, ptr + F_V * stride, (int)ld, ptr + F_PROBS * stride,
+                         T, 0.0f, out_ptrs, (int)D, n);
 }
 
 enum { B_Q, B_K, B_V, B_PROBS, B_DOUT, B_DQ, B_DK, B_DV, B_DS }; // backward views, in HeadViews order
@@ -127,24 +132,24 @@ void cuda_attention_backward(float *dqkv, float *scratch, const float *dout, con
                         {dqkv + D, T * ld, hd},
                         {dqkv + 2 * D, T * ld, hd},
                         {scratch, H * TT, TT}}};
-    const float **ptr = head_pointers(&views, 9, B, H);
-    int n = B * H;
+    int n = B * H, stride = head_pointer_stride(B, H);
+    const float **ptr = head_pointers(&views, 9, B, H, stride);
     float scale = 1.0f / sqrtf((float)hd);
-    float *const *dq = (float *const *)(ptr + B_DQ * n), *const *dk = (float *const *)(ptr + B_DK * n);
-    float *const *dv = (float *const *)(ptr + B_DV * n), *const *ds = (float *const *)(ptr + B_DS * n);
+    float *const *dq = (float *const *)(ptr + B_DQ * stride), *const *dk = (float *const *)(ptr + B_DK * stride);
+    float *const *dv = (float *const *)(ptr + B_DV * stride), *const *ds = (float *const *)(ptr + B_DS * stride);
     // column-major dV^T (hd, T) = dO^T (hd, T) . P (T, T)
-    gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, 1.0f, ptr + B_DOUT * n, (int)D, ptr + B_PROBS * n, T, 0.0f,
-                         dv, (int)ld, n);
+    gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, 1.0f, ptr + B_DOUT * stride, (int)D,
+                         ptr + B_PROBS * stride, T, 0.0f, dv, (int)ld, n);
     // column-major dP^T (T, T) = V (T, hd) . dO^T (hd, T), i.e. row-major dP = dO V^T
-    gemm_pointer_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, 1.0f, ptr + B_V * n, (int)ld, ptr + B_DOUT * n, (int)D,
-                         0.0f, ds, T, n);
+    gemm_pointer_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, 1.0f, ptr + B_V * stride, (int)ld, ptr + B_DOUT * stride,
+                         (int)D, 0.0f, ds, T, n);
     size_t rows = (size_t)n * T;
     softmax_backward_kernel<<<softmax_blocks(rows), SOFTMAX_WARPS * 32, 0, cuda_stream()>>>(scratch, probs, rows, T);
     CUDA_CHECK_LAUNCH();
     // column-major dQ^T (hd, T) = s K^T (hd, T) . dS^T (T, T), i.e. row-major dQ = s dS K
-    gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, scale, ptr + B_K * n, (int)ld, ptr + B_DS * n, T, 0.0f, dq,
-                         (int)ld, n);
+    gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, scale, ptr + B_K * stride, (int)ld, ptr + B_DS * stride, T,
+                         0.0f, dq, (int)ld, n);
     // column-major dK^T (hd, T) = s Q^T (hd, T) . dS (T, T), i.e. row-major dK = s dS^T Q
-    gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, scale, ptr + B_Q * n, (int)ld, ptr + B_DS * n, T, 0.0f, dk,
-                         (int)ld, n);
+    gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, scale, ptr + B_Q * stride, (int)ld, ptr + B_DS * stride, T,
+                         0.0f, dk, (int)ld, n);
 }
