@@ -41,6 +41,16 @@ __global__ void head_pointers_kernel(const float **ptrs, HeadViews views, int co
     ptrs[view * stride + bh] = v->base + b * v->per_sample + h * v->per_head;
 }
 
+// True when every (b, h) matrix of the first `count` views starts 16-byte aligned; not so for an odd
+// T, whose probability matrices lie T*T floats apart (its products then run in fp32).
+static bool head_views_aligned16(const HeadViews *views, int count) {
+    for (int j = 0; j < count; j++) {
+        const HeadView *v = &views->v[j];
+        if ((uintptr_t)v->base % 16 || v->per_sample % 4 || v->per_head % 4) return false;
+    }
+    return true;
+}
+
 // Pointer arrays for `count` views in the backend scratch; array j starts at the result + j stride.
 static const float **head_pointers(const HeadViews *views, int count, int B, int H, int stride) {
     size_t n = (size_t)count * B * H;
@@ -103,17 +113,18 @@ void cuda_attention_forward(float *out, float *probs, const float *qkv, int B, i
         {{qkv, T * ld, hd}, {qkv + D, T * ld, hd}, {qkv + 2 * D, T * ld, hd}, {probs, H * TT, TT}, {out, T * D, hd}}};
     int n = B * H, stride = head_pointer_stride(B, H);
     const float **ptr = head_pointers(&views, 5, B, H, stride);
+    bool aligned = head_views_aligned16(&views, 5);
     float *const *out_ptrs = (float *const *)(ptr + F_OUT * stride), *const *probs_ptrs =
                                                                          (float *const *)(ptr + F_PROBS * stride);
     // column-major S^T (T, T) = K (T, hd) . Q^T (hd, T), i.e. row-major S = Q K^T, scaled
     gemm_pointer_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, 1.0f / sqrtf((float)hd), ptr + F_K * stride, (int)ld,
-                         ptr + F_Q * stride, (int)ld, 0.0f, probs_ptrs, T, n);
+                         ptr + F_Q * stride, (int)ld, 0.0f, probs_ptrs, T, n, aligned);
     size_t rows = (size_t)n * T;
     softmax_forward_kernel<<<softmax_blocks(rows), SOFTMAX_WARPS * 32, 0, cuda_stream()>>>(probs, rows, T);
     CUDA_CHECK_LAUNCH();
     // column-major O^T (hd, T) = V^T (hd, T) . P^T (T, T), i.e. row-major O = P V
     gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, 1.0f, ptr + F_V * stride, (int)ld, ptr + F_PROBS * stride,
-                         T, 0.0f, out_ptrs, (int)D, n);
+                         T, 0.0f, out_ptrs, (int)D, n, aligned);
 }
 
 enum { B_Q, B_K, B_V, B_PROBS, B_DOUT, B_DQ, B_DK, B_DV, B_DS }; // backward views, in HeadViews order
@@ -134,22 +145,23 @@ void cuda_attention_backward(float *dqkv, float *scratch, const float *dout, con
                         {scratch, H * TT, TT}}};
     int n = B * H, stride = head_pointer_stride(B, H);
     const float **ptr = head_pointers(&views, 9, B, H, stride);
+    bool aligned = head_views_aligned16(&views, 9);
     float scale = 1.0f / sqrtf((float)hd);
     float *const *dq = (float *const *)(ptr + B_DQ * stride), *const *dk = (float *const *)(ptr + B_DK * stride);
     float *const *dv = (float *const *)(ptr + B_DV * stride), *const *ds = (float *const *)(ptr + B_DS * stride);
     // column-major dV^T (hd, T) = dO^T (hd, T) . P (T, T)
     gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, 1.0f, ptr + B_DOUT * stride, (int)D,
-                         ptr + B_PROBS * stride, T, 0.0f, dv, (int)ld, n);
+                         ptr + B_PROBS * stride, T, 0.0f, dv, (int)ld, n, aligned);
     // column-major dP^T (T, T) = V (T, hd) . dO^T (hd, T), i.e. row-major dP = dO V^T
     gemm_pointer_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, 1.0f, ptr + B_V * stride, (int)ld, ptr + B_DOUT * stride,
-                         (int)D, 0.0f, ds, T, n);
+                         (int)D, 0.0f, ds, T, n, aligned);
     size_t rows = (size_t)n * T;
     softmax_backward_kernel<<<softmax_blocks(rows), SOFTMAX_WARPS * 32, 0, cuda_stream()>>>(scratch, probs, rows, T);
     CUDA_CHECK_LAUNCH();
     // column-major dQ^T (hd, T) = s K^T (hd, T) . dS^T (T, T), i.e. row-major dQ = s dS K
     gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, scale, ptr + B_K * stride, (int)ld, ptr + B_DS * stride, T,
-                         0.0f, dq, (int)ld, n);
+                         0.0f, dq, (int)ld, n, aligned);
     // column-major dK^T (hd, T) = s Q^T (hd, T) . dS (T, T), i.e. row-major dK = s dS^T Q
     gemm_pointer_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, scale, ptr + B_Q * stride, (int)ld, ptr + B_DS * stride, T,
-                         0.0f, dk, (int)ld, n);
+                         0.0f, dk, (int)ld, n, aligned);
 }

@@ -21,10 +21,14 @@ static inline void gemm_strided_batched(cublasOperation_t ta, cublasOperation_t 
 }
 
 // The same over arrays of device pointers (one matrix each), for batches without a common stride.
+// cuBLAS cannot check pointers that live on the device, and its reduced-precision kernels require
+// every matrix to start 16-byte aligned: all_aligned16 says whether they do; when not, the product
+// runs in strict fp32, which has no such requirement.
 static inline void gemm_pointer_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                                         const float *const *A, int lda, const float *const *B, int ldb, float beta,
-                                        float *const *C, int ldc, int batch) {
+                                        float *const *C, int ldc, int batch, bool all_aligned16) {
+    cublasComputeType_t compute = all_aligned16 ? gemm_compute_type() : CUBLAS_COMPUTE_32F;
     CUBLAS_CHECK(cublasGemmBatchedEx(cuda_cublas(), ta, tb, m, n, k, &alpha, (const void *const *)A, CUDA_R_32F, lda,
                                      (const void *const *)B, CUDA_R_32F, ldb, &beta, (void *const *)C, CUDA_R_32F, ldc,
-                                     batch, gemm_compute_type(), CUBLAS_GEMM_DEFAULT));
+                                     batch, compute, CUBLAS_GEMM_DEFAULT));
 }
