@@ -16,6 +16,7 @@ fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 PYTHON=${PYTHON:-/usr/bin/python3}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ -z "${MPIRUN:-}" ]; then
     MPIRUN=mpirun
     [ "$(id -u)" -eq 0 ] && MPIRUN="mpirun --allow-run-as-root"
