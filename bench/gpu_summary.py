@@ -46,7 +46,7 @@ def main():
             train[(r["model"], r["batch"], impl(r))] = r
     if train:
         print(f"\n{'training step':<22}{'batch':>6}{'dydit img/s':>13}{'torch img/s':>13}{'dydit/torch':>13}"
-              f"{'MFU dydit':>11}{'MFU torch':>11}{'realised':>10}{'ratio':>8}")
+              f"{'MFU dydit':>11}{'MFU torch':>11}{'realised':>10}{'executed':>10}{'ratio':>8}")
         for model, batch in sorted({(k[0], k[1]) for k in train}):
             ours, theirs = train.get((model, batch, "dydit"), {}), train.get((model, batch, "pytorch"), {})
             a, b = ours.get("images_per_s"), theirs.get("images_per_s")
@@ -54,9 +54,11 @@ def main():
             print(f"{model:<22}{batch:>6}{a or '-':>13}{b or '-':>13}{ratio(a, b):>13}"
                   f"{pct(ours.get('mfu_static')):>11}{pct(theirs.get('mfu_static')):>11}"
                   f"{pct(ours.get('mfu_realised')) if 'mfu_realised' in ours else '':>10}"
+                  f"{pct(ours.get('mfu_executed')) if 'mfu_executed' in ours else '':>10}"
                   f"{ours.get('flops_ratio', ''):>8}" + (f"  ({note})" if note else ""))
         print("MFU: images/s x 6 x forward MACs (static model) / peak; 'realised' scales the MACs by the realised "
-              "FLOPs ratio; stage-1 steps also run the complete path (see mfu_executed)")
+              "FLOPs ratio; 'executed' counts what a stage-1 step computes (the masked dynamic path densely, "
+              "routers included, plus the complete path); the last three columns are dydit's")
 
     sample = {}
     for r in rs:

@@ -1,6 +1,7 @@
 // tests/cuda_nccl.cu: the NCCL communicator on real GPUs (make test-cuda, under mpirun with one rank
 // per GPU): an all-reduce, a ZeRO reduce-scatter of an uneven length and the all-gather back, on
-// device buffers filled by a kernel, checked on the host against closed forms.
+// device buffers filled by a kernel, checked on the host against closed forms. With one GPU the
+// all-reduce and the all-gather leave their data as it was, so only several GPUs check them.
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,12 @@ int main(void) {
     ok = 1;
     for (size_t i = 0; i < n; i++) ok &= host[i] == (float)(ranks_sum + d->world * (double)(i % 7));
     check(ok, d->rank, "allgather");
+
+    // a failed allocation, copy or launch above would otherwise only show as wrong values, or none
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) e = cudaGetLastError();
+    check(e == cudaSuccess, d->rank, "cuda_errors");
+    if (e != cudaSuccess) fprintf(stderr, "rank %d: %s\n", d->rank, cudaGetErrorString(e));
 
     cudaFree(x);
     cudaFree(shard);

@@ -109,6 +109,7 @@ static void engine_parity(const char *tag, const DitConfig *cfg, int B, float t,
           gs.macs, gs.static_macs);
     // a second call at the same timestep reuses the packed slices and repeats itself bit for bit
     long packs = dit_infer_repacks(ge);
+    ops_cuda.zero(dev_out, nout * sizeof(float));
     dit_infer_forward(ge, w.gpu.act.x, t, y, B, dev_out);
     float *again = host_copy(&ops_cuda, dev_out, nout);
     snprintf(name, sizeof(name), "%s.repeat_bitwise", label);

@@ -177,6 +177,10 @@ int main(int argc, char **argv) {
         double tol = vae_tol(precisions[p]);
         float *first[3];
         for (int run = 0; run < 2; run++) {
+            // zeroed outputs, so that results left from an earlier run cannot pass for this one's
+            ops_cuda.zero(d_mean, nlat * sizeof(float));
+            ops_cuda.zero(d_logvar, nlat * sizeof(float));
+            ops_cuda.zero(d_out, nimg * sizeof(float));
             vae_encode(gpu, d_images, d_mean, d_logvar, B, H, W);
             vae_decode(gpu, d_latents, d_out, B, h, w);
             float *got[3] = {host_copy(&ops_cuda, d_mean, nlat), host_copy(&ops_cuda, d_logvar, nlat),
