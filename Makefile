@@ -15,6 +15,16 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 CUDA = 0
 endif
 CFLAGS += $(OPT) -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
+# DEPS=PREFIX builds against the libraries scripts/offline_deps.sh unpacked into PREFIX (a machine
+# that cannot install packages). The old-style run path also serves the libraries' own needs
+# (OpenBLAS's libgfortran), so the programs run without LD_LIBRARY_PATH.
+ifneq ($(DEPS),)
+DEPS_LIB = $(DEPS)/usr/lib/x86_64-linux-gnu
+CFLAGS += -I$(DEPS)/usr/include -I$(DEPS)/usr/include/x86_64-linux-gnu
+LDLIBS += -L$(DEPS_LIB) -Wl,-rpath,$(DEPS_LIB):$(DEPS)/lib/x86_64-linux-gnu -Wl,--disable-new-dtags
+BLAS_DIR ?= $(DEPS_LIB)/openblas-openmp
+BLAS_INC ?= $(DEPS)/usr/include/x86_64-linux-gnu/openblas-openmp
+endif
 # The OpenMP build of OpenBLAS runs single-threaded when called inside our OpenMP regions instead of
 # oversubscribing the cores; fall back to whichever libopenblas the linker finds.
 # Its header and library are named explicitly, so the build does not depend on which BLAS the
