@@ -212,10 +212,12 @@ fi
 # whatever happened above, leave no rank of it running
 tagged | xargs -r kill -9 2>/dev/null
 
-# a build without MPI, started as 2 processes: one line from each, a non-zero status
+# a build without MPI, started as 2 processes: the one-line refusal and a non-zero status. Each rank
+# says it, but mpirun may kill the second before it prints once the first has failed, so one line
+# is the most that can be required.
 "${mpi[@]}" -np 2 build/tests/dist_probe_nompi >"$work/nompi.out" 2>&1
 rc=$?
-if [ "$rc" -ne 0 ] && [ "$(grep -c '^error: rank [01] of 2: .*built without MPI' "$work/nompi.out")" -eq 2 ]; then
+if [ "$rc" -ne 0 ] && grep -q '^error: rank [01] of 2: .*built without MPI' "$work/nompi.out"; then
     pass no_mpi_build_refuses "$(grep -m 1 '^error' "$work/nompi.out" | head -c 90)"
 else
     fail no_mpi_build_refuses "status $rc: $(head -n 3 "$work/nompi.out")"
