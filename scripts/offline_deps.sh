@@ -43,7 +43,7 @@ unpack() { # DIR PREFIX
     local link target
     while IFS= read -r link; do
         target=$(readlink "$link")
-        [[ $target == /* ]] || continue
+        [[ $target == /* && $target != "$prefix"/* ]] || continue
         [ -e "$prefix$target" ] || die "$link points at $target, which no bundled package holds"
         ln -sfn "$prefix$target" "$link"
     done < <(find "$prefix" -type l)
