@@ -110,6 +110,13 @@ LDLIBS += -lnccl
 LIB_SRC += train/dist_nccl.c
 endif
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+# Every object depends on the build's configuration (compilers, flags, the libraries found): when a
+# package install adds MPI or CUDA, or OPT changes, the next make rebuilds everything instead of
+# linking objects compiled without them.
+BUILD_CONFIG = $(BUILD)/build-config
+BUILD_CONFIG_TEXT = $(CC) $(CFLAGS) $(LDLIBS) $(NVCC) $(NVCCFLAGS) mpi=$(MPI_FOUND) cuda=$(CUDA_FOUND) nccl=$(NCCL_FOUND)
+$(shell mkdir -p $(BUILD) && printf '%s\n' '$(BUILD_CONFIG_TEXT)' | cmp -s - $(BUILD_CONFIG) || \
+	printf '%s\n' '$(BUILD_CONFIG_TEXT)' >$(BUILD_CONFIG))
 TEST_SRC = $(wildcard tests/test_*.c tests/parity_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # The GPU tests (tests/cuda/*.c, CPU twin against ops_cuda): built by make test too whenever the CUDA
@@ -144,11 +151,11 @@ $(BUILD)/libdydit.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/%.o: %.cu
+$(BUILD)/%.o: %.cu $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
@@ -162,7 +169,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libdydit.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdydit.a $(LDLIBS)
 
 # The communicator over NCCL is host code; the check program's kernels make nvcc target CUDA_ARCH.
-$(BUILD)/train/dist_nccl.o: train/dist_nccl.c
+$(BUILD)/train/dist_nccl.o: train/dist_nccl.c $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CUDA_CFLAGS) -c -o $@ $<
 
@@ -172,11 +179,20 @@ $(BUILD)/tests/cuda_nccl: tests/cuda_nccl.cu $(BUILD)/train/dist_nccl.o $(BUILD)
 
 # A copy of the communicator built without MPI: the tests start it under mpirun to check the
 # one-line refusal of a build that cannot join the job.
-$(BUILD)/tests/dist_probe_nompi: tests/dist_probe.c train/dist.c common/util.c
+$(BUILD)/tests/dist_probe_nompi: tests/dist_probe.c train/dist.c common/util.c $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -DDYDIT_MPI $(MPI_CFLAGS),$(CFLAGS)) -o $@ $(filter %.c,$^)
 
-test: $(DYDIT) $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT)
+# make test first installs what the suite needs (the main job's packages, MPI for the multi-process
+# tests, Debian's Python with PyTorch, numpy and PIL for the references; checked with dpkg -s), then
+# builds and runs it in a second make, which sees what was just installed (a program built before
+# MPI was there is rebuilt: see BUILD_CONFIG).
+TEST_PACKAGES = $(QUICKSTART_PACKAGES) libopenmpi-dev openmpi-bin python3 python3-numpy python3-torch python3-pil
+test:
+	scripts/ensure_packages.sh $(TEST_PACKAGES)
+	$(MAKE) test-installed
+
+test-installed: $(DYDIT) $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT)
 	PYTHON=$(PYTHON) BUILD=$(BUILD) DYDIT=$(DYDIT) tests/run.sh
 
 # The GPU suite (tests/cuda/run.sh): every CUDA op and a whole DyDiT training step, sampling loop
@@ -233,5 +249,5 @@ bench-gpu:
 	@echo "error: the GPU benchmarks need the CUDA backend (nvcc and cuBLASLt were not found)" >&2; exit 1
 endif
 
-.PHONY: all test test-cuda bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
+.PHONY: all test test-installed test-cuda bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
