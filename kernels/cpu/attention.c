@@ -1,7 +1,6 @@
 // kernels/cpu/attention.c: multi-head softmax attention over all tokens, one (sample, head) pair
-// per task; the per-head products are SGEMMs on strided views of the packed qkv rows. The softmax
-// probabilities are kept for the backward (B*H*T*T floats).
-#include <cblas.h>
+// per task; the per-head products are cpu_gemm calls on strided views of the packed qkv rows. The
+// softmax probabilities are kept for the backward (B*H*T*T floats).
 #include <math.h>
 
 #include "kernels/cpu/cpu_ops.h"
@@ -16,7 +15,7 @@ void cpu_attention_forward(float *out, float *probs, const float *qkv, int B, in
         for (int h = 0; h < H; h++) {
             const float *q = qkv + (size_t)b * T * ld + h * hd, *k = q + D, *v = q + 2 * D;
             float *p = probs + ((size_t)b * H + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, ld, k, ld, 0.0f, p, T);
+            cpu_gemm(0, 1, T, T, hd, scale, q, ld, k, ld, 0.0f, p, T);
             for (int i = 0; i < T; i++) {
                 float *row = p + (size_t)i * T, mx = row[0];
                 for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
@@ -29,7 +28,7 @@ void cpu_attention_forward(float *out, float *probs, const float *qkv, int B, in
                 for (int j = 0; j < T; j++) row[j] *= inv;
             }
             float *o = out + (size_t)b * T * D + h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, v, ld, 0.0f, o, D);
+            cpu_gemm(0, 0, T, hd, T, 1.0f, p, T, v, ld, 0.0f, o, D);
         }
 }
 
@@ -48,8 +47,8 @@ void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, cons
             const float *p = probs + ((size_t)b * H + h) * T * T;
             const float *dO = dout + (size_t)b * T * D + h * hd;
             float *ds = scratch + ((size_t)b * H + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dO, D, 0.0f, dv, ld);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, D, v, ld, 0.0f, ds, T);
+            cpu_gemm(1, 0, T, hd, T, 1.0f, p, T, dO, D, 0.0f, dv, ld);
+            cpu_gemm(0, 1, T, T, hd, 1.0f, dO, D, v, ld, 0.0f, ds, T);
             for (int i = 0; i < T; i++) {
                 const float *pr = p + (size_t)i * T;
                 float *dr = ds + (size_t)i * T;
@@ -58,7 +57,7 @@ void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, cons
                 float c = (float)dot;
                 for (int j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - c);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, ds, T, k, ld, 0.0f, dq, ld);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, ds, T, q, ld, 0.0f, dk, ld);
+            cpu_gemm(0, 0, T, hd, T, scale, ds, T, k, ld, 0.0f, dq, ld);
+            cpu_gemm(1, 0, T, hd, T, scale, ds, T, q, ld, 0.0f, dk, ld);
         }
 }

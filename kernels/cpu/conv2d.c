@@ -6,11 +6,9 @@
 // floats and multiplies the weight (Co, Ci*k*k) by it into the tile's columns of the output
 // (Co, Ho*Wo). A convolution costs B * Co * Ho*Wo * Ci*k*k multiply-adds.
 //
-// Each output element comes from exactly one SGEMM whose shape depends only on the layer, never
-// on the thread count, and no element is accumulated across tasks (OpenBLAS, when it threads a
-// product itself, splits its rows and columns, never the reduction): the result is bitwise the
-// same for any number of threads.
-#include <cblas.h>
+// Each output element comes from exactly one cpu_gemm call whose shape depends only on the layer,
+// never on the thread count, and cpu_gemm's tiles do not depend on it either: the result is
+// bitwise the same for any number of threads.
 #include <omp.h>
 #include <string.h>
 
@@ -98,8 +96,8 @@ void cpu_conv2d_forward(float *out, const float *x, const float *weight, const f
     // A 1x1 convolution without stride or padding multiplies by the input itself.
     int pointwise = k == 1 && stride == 1 && pad_top == 0 && pad_left == 0 && pad_bottom == 0 && pad_right == 0;
     int P = tile_width(K, HoWo), tiles = (HoWo + P - 1) / P, tasks = B * tiles;
-    // With fewer tiles than threads, the tiles run in turn and OpenBLAS spreads each product over
-    // the threads instead (it is single-threaded inside our parallel regions).
+    // With fewer tiles than threads, the tiles run in turn and cpu_gemm spreads each product's own
+    // tiles over the threads instead.
     const size_t work = tasks >= omp_get_max_threads() ? (size_t)B * Co * HoWo * K : 0;
 #pragma omp parallel CPU_PARALLEL_IF(work)
     {
@@ -117,7 +115,7 @@ void cpu_conv2d_forward(float *out, const float *x, const float *weight, const f
             if (bias)
                 for (int co = 0; co < Co; co++)
                     for (int j = 0; j < n; j++) o[(size_t)co * HoWo + j] = bias[co];
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, n, (int)K, 1.0f, weight, (int)K, src, ld,
+            cpu_gemm(0, 0, Co, n, (int)K, 1.0f, weight, (int)K, src, ld,
                         bias ? 1.0f : 0.0f, o, HoWo);
         }
         free(col);

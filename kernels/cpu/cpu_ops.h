@@ -17,6 +17,11 @@ void cpu_copy(void *dst, const void *src, size_t bytes);
 void cpu_zero(void *dst, size_t bytes);
 void cpu_synchronize(void);
 
+// C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major, bitwise the same for any thread count
+// (kernels/cpu/gemm.c); every CPU product goes through it.
+void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc);
+
 void cpu_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N);
 void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int M, int K, int N);

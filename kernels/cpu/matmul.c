@@ -1,6 +1,5 @@
-// kernels/cpu/matmul.c: Linear layers as OpenBLAS SGEMMs. Weights are (out, in) row-major like
+// kernels/cpu/matmul.c: Linear layers as cpu_gemm products. Weights are (out, in) row-major like
 // PyTorch's nn.Linear, so the forward multiplies by the transposed weight.
-#include <cblas.h>
 #include <string.h>
 
 #include "kernels/cpu/cpu_ops.h"
@@ -14,7 +13,7 @@ void cpu_matmul_forward(float *out, const float *inp, const float *weight, const
         for (int i = 0; i < M; i++) memcpy(out + (size_t)i * N, bias, sizeof(float) * (size_t)N);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, inp, K, weight, K, beta, out, N);
+    cpu_gemm(0, 1, M, N, K, 1.0f, inp, K, weight, K, beta, out, N);
 }
 
 // dbias (N) += sum over rows of dout (M, N); each column summed in row order by one thread.
@@ -37,8 +36,8 @@ static void column_sums_add(float *dbias, const float *dout, int M, int N) {
 void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int M, int K, int N) {
     if (dinp) // (M, K) = (M, N) @ (N, K)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, weight, K, 0.0f, dinp, K);
+        cpu_gemm(0, 0, M, K, N, 1.0f, dout, N, weight, K, 0.0f, dinp, K);
     if (dweight) // (N, K) += (M, N)^T @ (M, K)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, inp, K, 1.0f, dweight, K);
+        cpu_gemm(1, 0, N, K, M, 1.0f, dout, N, inp, K, 1.0f, dweight, K);
     if (dbias) column_sums_add(dbias, dout, M, N);
 }
