@@ -26,6 +26,7 @@ static DyditTraining lambda_half(int stage) {
     DyditTraining d = {.stage = stage,
                        .lambda = 0.5,
                        .lambda_warmup = 200,
+                       .lambda_hold = -1,
                        .flops_weight = 2.0,
                        .tau = 5.0,
                        .tau_end = 5.0,

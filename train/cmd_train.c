@@ -27,7 +27,7 @@ typedef struct {
     int global_batch, micro_batch, zero;
     double lr, weight_decay, beta1, beta2, adam_eps, clip_grad_norm, skip_grad_norm, ema_decay;
     double bucket_mb, collective_timeout;
-    int dynamic, stage, lambda_warmup, flops_group_size, stratified, reorder_heads;
+    int dynamic, stage, lambda_warmup, lambda_hold, flops_group_size, stratified, reorder_heads;
     double lambda, flops_weight, tau, tau_end, threshold, router_bias, token_router_bias;
 } TrainOptions;
 
@@ -85,7 +85,11 @@ static int add_options(TrainOptions *o, Option *opts) {
         {"stage", OPT_INT, &o->stage, "DyDiT: 1 adds the complete model's loss (warm-up stage), 2 does not", NULL, 0},
         {"lambda", OPT_FLOAT, &o->lambda, "DyDiT: target FLOPs ratio of the attention and MLP blocks", NULL, 0},
         {"lambda-warmup", OPT_INT, &o->lambda_warmup,
-         "DyDiT: steps over which the target falls from 1 to lambda (always 1 for the first 100)", NULL, 0},
+         "DyDiT: steps over which the target falls linearly from 1 to lambda (0: at once)", NULL, 0},
+        {"lambda-hold", OPT_INT, &o->lambda_hold,
+         "DyDiT: the target stays 1 for this many steps, then the warm-up ramp starts; -1: the official schedule "
+         "(ramp from step 0, target 1 for the first 100 steps regardless)",
+         NULL, 0},
         {"flops-weight", OPT_FLOAT, &o->flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0},
         {"flops-group-size", OPT_INT, &o->flops_group_size,
          "DyDiT: FLOPs loss averaged over groups of this many consecutive samples of the global batch (0: all of it)",
@@ -188,6 +192,9 @@ static void fill_dydit(DyditTraining *d, const TrainOptions *o, const OptionSet 
     d->stage = o->stage;
     d->lambda = o->lambda;
     d->lambda_warmup = o->lambda_warmup;
+    if (o->lambda_warmup < 0) die("--lambda-warmup must be at least 0 (got %d)", o->lambda_warmup);
+    if (o->lambda_hold < -1) die("--lambda-hold must be -1 (the official schedule) or at least 0 (got %d)", o->lambda_hold);
+    d->lambda_hold = o->lambda_hold;
     d->flops_weight = o->flops_weight;
     d->flops_group_size = o->flops_group_size;
     d->tau = o->tau;
@@ -232,6 +239,7 @@ int cmd_train(int argc, char **argv) {
         .router_input = "timestep",
         .stage = 2,
         .lambda = 0.5,
+        .lambda_hold = -1,
         .flops_weight = 2.0,
         .tau = 5.0,
         .stratified = -1,

@@ -13,9 +13,14 @@
 #include "train/train_state.h"
 
 double dydit_target_at(const DyditTraining *d, long step) {
-    if (step < 100) return 1.0;
-    if (d->lambda_warmup > 0 && step <= d->lambda_warmup)
-        return 1.0 - (1.0 - d->lambda) * (double)step / (double)d->lambda_warmup;
+    long hold = d->lambda_hold;
+    if (hold < 0) { // the official schedule: a ramp from step 0, overridden by 1 below step 100
+        if (step < 100) return 1.0;
+        hold = 0;
+    }
+    if (step < hold) return 1.0;
+    if (d->lambda_warmup > 0 && step - hold <= d->lambda_warmup)
+        return 1.0 - (1.0 - d->lambda) * (double)(step - hold) / (double)d->lambda_warmup;
     return d->lambda;
 }
 

@@ -24,8 +24,10 @@
 typedef struct {
     int stage;            // 1: dynamic + complete path + FLOPs loss; 2: dynamic + FLOPs loss
     double lambda;        // target FLOPs ratio
-    long lambda_warmup;   // the target falls linearly from 1 to lambda over these steps (0: at once);
-                          // during the first 100 steps it is 1 regardless (SPEC 4.2)
+    long lambda_warmup;   // the target falls linearly from 1 to lambda over these steps (0: at once)
+    long lambda_hold;     // -1: the official schedule (the ramp starts at step 0, but the target is 1
+                          // for the first 100 steps regardless; SPEC 4.2); N >= 0: the target is 1
+                          // for steps 0..N-1, then the ramp of lambda_warmup steps starts at N
     double flops_weight;  // weight of (mean F - target)^2
     int flops_group_size; // see DynamicTerms (0: the whole global batch). A group size dividing the
                           // micro-batch keeps the loss local to each pass; otherwise a group's
