@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The DiT -> DyDiT fine-tuning path as a user walks it, through the dydit program: the FLOPs
-# target's schedule as the log shows it. Usage, from the repository root:
+# target's schedule as the log shows it; calibrating the routers so that sampling meets lambda. Usage, from the repository root:
 # bash tests/finetune_workflow.sh WORKDIR [PYTHON]
 set -u
 work=${1:?usage: bash tests/finetune_workflow.sh WORKDIR [PYTHON]}/finetune_workflow
@@ -21,4 +21,48 @@ else
     fail target_hold_then_ramp "$(tail -n 2 "$work/out.txt")"
 fi
 expect_error lambda_hold_range "--lambda-hold must be -1" ./dydit train "${tiny[@]}" --steps 1 --lambda-hold -2 --out "$work/bad"
+
+# dydit calibrate: the shipped Fashion-MNIST DiT with new routers (biases 1.5 and 3, as the
+# quickstart starts them), calibrated to 0.5 on one probe; dydit sample then realises 0.5 within
+# 0.03 on other noise and classes, and the file differs from the input only in the routers' output
+# biases, each shifted by the one value the metadata records.
+./dydit train --device cpu --threads 1 --quiet --init models/fmnist-dit.safetensors --dynamic --router-bias 1.5 \
+    --token-router-bias 3 --synthetic-size 8 --batch 4 --steps 1 --out "$work/cal" >"$work/out.txt" 2>&1 ||
+    fail calibrate_setup "$(tail -n 2 "$work/out.txt")"
+if ./dydit calibrate --weights "$work/cal/model.safetensors" --lambda 0.5 --tolerance 0.01 --samples 8 --steps 10 \
+    --seed 3 --out "$work/cal/calibrated.safetensors" --quiet >"$work/cal.txt" 2>&1; then
+    realised() { ./dydit sample --weights "$1" --num 20 --steps 10 --seed 11 --batch 20 --latents "$work/cal/s.safetensors" \
+        2>/dev/null | sed -n 's/.*ratio \([0-9.]*\)).*/\1/p'; }
+    before=$(realised "$work/cal/model.safetensors") ratio=$(realised "$work/cal/calibrated.safetensors")
+    awk -v r="$ratio" -v b="$before" 'BEGIN { exit !(r > 0.47 && r < 0.53 && b > 0.6) }' &&
+        pass calibrate_meets_lambda "sampling ratio $before before, $ratio after, target 0.5" ||
+        fail calibrate_meets_lambda "sampling ratio $before before, $ratio after, target 0.5"
+    "$python" - "$work/cal/model.safetensors" "$work/cal/calibrated.safetensors" >"$work/diff.txt" 2>&1 <<'PY'
+import json, struct, sys
+import numpy as np
+def read(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    meta = head.pop("__metadata__", {})
+    return meta, {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
+                  for k, v in head.items()}
+_, a = read(sys.argv[1])
+meta, b = read(sys.argv[2])
+shift = float(meta["router_bias_shift"])
+biases = lambda k: k.endswith(("attn_rate.router.bias", "mlp_rate.router.bias", "token_selection.mlp_head.2.bias"))
+shifted = [k for k in a if biases(k)]
+assert a.keys() == b.keys() and shifted, sorted(a)[:5]
+for k in a:
+    want = a[k] + np.float32(shift) if k in shifted else a[k]
+    assert np.array_equal(b[k], want.astype(np.float32)), k
+print("%d bias tensors shifted by %.4f, %d tensors unchanged" % (len(shifted), shift, len(a) - len(shifted)))
+PY
+    [ $? -eq 0 ] && pass calibrate_shifts_only_router_biases "$(cat "$work/diff.txt")" ||
+        fail calibrate_shifts_only_router_biases "$(tail -n 2 "$work/diff.txt")"
+else
+    fail calibrate_meets_lambda "$(tail -n 2 "$work/cal.txt")"
+fi
+expect_error calibrate_needs_lambda "--lambda is required" ./dydit calibrate --weights "$work/cal/model.safetensors" --out "$work/x.safetensors"
+expect_error calibrate_refuses_a_dit "has no routers" ./dydit calibrate --weights models/fmnist-dit.safetensors --lambda 0.5 --out "$work/x.safetensors"
 exit $status

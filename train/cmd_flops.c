@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "model/flops.h"
-#include "model/sampler.h"
+#include "model/router_calibration.h"
 #include "train/load_model.h"
 #include "train/commands.h"
 #include "train/device_options.h"
@@ -57,18 +57,10 @@ static int realised_flops(const char *weights, const ModelOptions *mo, const Dev
         dit_model_destroy(&m);
         return 0;
     }
-    char spacing[32];
-    snprintf(spacing, sizeof(spacing), "%d", steps);
-    SamplerConfig sc = {
-        .kind = SAMPLER_DDPM, .spacing = spacing, .cfg_scale = (float)cfg_scale, .seed = (uint64_t)seed};
-    Sampler *s = sampler_create(&m, &sc, num, 1);
-    int S = sampler_steps(s);
+    RatioProbe probe = {.samples = num, .steps = steps, .cfg_scale = (float)cfg_scale, .seed = (uint64_t)seed};
+    int S = ratio_probe_steps(&m, &probe);
     SamplerStepStats *stats = xcalloc((size_t)S, sizeof(SamplerStepStats));
-    int32_t *y = xmalloc(sizeof(int32_t) * (size_t)num);
-    for (int i = 0; i < num; i++) y[i] = i % c->num_classes;
-    float *x = ops->alloc((size_t)num * c->in_channels * c->input_size * c->input_size * sizeof(float));
-    SamplerRecord record = {.stats = stats};
-    sampler_run(s, y, num, 0, x, &record);
+    double ratio = dydit_sampling_ratio(&m, &probe, stats);
     printf("%6s %9s %10s %8s %8s %8s %8s\n", "step", "timestep", "GMACs", "ratio", "heads", "groups", "tokens");
     double mean = 0;
     for (int i = 0; i < S; i++) {
@@ -78,11 +70,8 @@ static int realised_flops(const char *weights, const ModelOptions *mo, const Dev
         mean += r->macs_per_row / S;
     }
     printf("average %.4f GMACs per image-forward over %d steps and %d samples; static %.4f (ratio %.4f)\n", mean / 1e9,
-           S, num, stats[0].static_macs_per_row / 1e9, mean / stats[0].static_macs_per_row);
-    ops->release(x);
-    free(y);
+           S, num, stats[0].static_macs_per_row / 1e9, ratio);
     free(stats);
-    sampler_destroy(s);
     dit_model_destroy(&m);
     return 0;
 }

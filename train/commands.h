@@ -7,6 +7,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

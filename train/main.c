@@ -21,6 +21,7 @@ static const Command commands[] = {
     {"grad", cmd_grad, "one training loss and every gradient on given tensors (parity, debugging)"},
     {"convert", cmd_convert, "normalise a weights file: names, dtype, config metadata"},
     {"flops", cmd_flops, "parameters and GMACs of a configuration"},
+    {"calibrate", cmd_calibrate, "shift a DyDiT's router biases so that sampling realises its FLOPs target"},
     {"plot", cmd_plot, "curves of training logs (loss, FLOPs ratio, ...) as a PNG"},
     {"evaluate", cmd_evaluate, "FMNIST-FD: train the small Fashion-MNIST classifier, score samples against real images"},
 };
