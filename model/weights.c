@@ -134,6 +134,13 @@ static const char *const field_names[F_COUNT] = {
 };
 static int field_is_float(int field) { return field == F_MLP_RATIO || field == F_CLASS_DROPOUT; }
 
+// A field's value as a person reads it: router inputs by name, everything else as a number.
+static const char *field_value_text(int field, double v, char *buf, size_t size) {
+    if (field == F_ROUTER_INPUT) return v == ROUTER_INPUT_CONDITION ? "condition" : "timestep";
+    snprintf(buf, size, "%g", v);
+    return buf;
+}
+
 // Default when the label table is assumed to carry a null row (DiT's value).
 static const float default_class_dropout = 0.1f;
 
@@ -155,8 +162,10 @@ static int learn(Facts *k, int field, double v, const char *from) {
     }
     int same = field_is_float(field) ? (float)v == (float)k->value[field] : v == k->value[field];
     if (same) return 0;
-    return fail_at(k->err, k->err_size, k->path, "%s gives %s %g but %s gives %g", from, field_names[field], v,
-                   k->from[field], k->value[field]);
+    char said[32], earlier[32];
+    return fail_at(k->err, k->err_size, k->path, "%s %s from %s disagrees with %s from %s", field_names[field],
+                   field_value_text(field, v, said, sizeof(said)), from,
+                   field_value_text(field, k->value[field], earlier, sizeof(earlier)), k->from[field]);
 }
 
 static int learn_preset(Facts *k, const char *name, const char *from) {

@@ -116,6 +116,12 @@ def tiny_dit(seed, dtype):
 
 torch.save({"model": tiny_dit(7, torch.float32), "ema": tiny_dit(8, torch.bfloat16), "opt": optimizer_state(),
             "args": argparse.Namespace(model="tiny", image_size=64, num_classes=10)}, path("tiny_dit.pt"))
+# Shapes that give the head count: DyDiT head routers (H - 1, D), and a preset's depth and width
+# (DiT-S/2: 12 blocks of width 384, 6 heads; only the tensors the shapes are read from).
+torch.save(collections.OrderedDict([("x_embedder.proj.weight", torch.zeros(8, 4, 2, 2)),
+                                    ("blocks.0.attn_rate.router.weight", torch.zeros(3, 8))]), path("routers.pt"))
+torch.save(collections.OrderedDict([("x_embedder.proj.weight", torch.zeros(384, 4, 2, 2))] +
+                                   [(f"blocks.{i}.attn.qkv.bias", torch.zeros(3)) for i in range(12)]), path("s2_shapes.pt"))
 EOF
     fail fixtures "building the .pt files failed: $(tail -n 1 "$work/fixtures.log")"
     exit 1
@@ -212,13 +218,26 @@ fi
 converts plain plain.pt state_dict '{"source": "plain.pt", "source_part": "state_dict", "model": null}'
 converts legacy_format legacy.pt state_dict
 converts ddp_prefix_stripped ddp.pt state_dict
+# train.pt's args name DiT-XL/2 but its tensors are tiny: the name is not kept as the model
 converts train_default_ema train.pt ema \
-    '{"source_part": "ema", "model": "DiT-XL/2", "input_size": "32", "num_classes": "1000", "train_args": "~\"token_ratio\": 0.5"}'
+    '{"source_part": "ema", "model": null, "input_size": "32", "num_classes": "1000", "train_args": "~\"token_ratio\": 0.5"}'
 converts train_which_model train.pt model '{"source_part": "model"}' --which model
 converts train_without_ema train_noema.pt model '{"source_part": "model", "train_args": null}'
 converts hints plain.pt state_dict \
     '{"model": "DiT-B/4", "heads": "12", "input_size": "16", "num_classes": "10", "class_dropout": "0.0", "step": "100"}' \
     --model dit-b4 --heads 12 --input-size 16 --num-classes 10 --class-dropout 0 --meta step=100
+
+# what the converter says about the head count (stderr of the conversions above and below)
+says() { # says NAME LOGNAME WORDS
+    if grep -qF -- "$3" "$work/$2.log"; then pass "$1" "$(grep -F -- "$3" "$work/$2.log" | head -c 160)"; else
+        fail "$1" "no '$3' in: $(head -c 300 "$work/$2.log")"; fi
+}
+says args_model_contradicted_by_shapes train_default_ema "args name DiT-XL/2, but its shapes are depth 1, hidden 8"
+says heads_unknown_warns plain "do not give the number of heads; pass --heads N"
+converts heads_from_routers routers.pt state_dict '{"heads": "4", "model": null}'
+says heads_from_routers_noted heads_from_routers "4 heads, from the shape of the head routers"
+converts heads_from_preset_shapes s2_shapes.pt state_dict '{"model": "DiT-S/2", "heads": null}'
+says heads_from_preset_shapes_noted heads_from_preset_shapes "the shapes are those of DiT-S/2 (6 heads)"
 
 refuses which_missing_part "no 'ema' entry" "$work/train_noema.pt" "$work/x.safetensors" --which ema
 refuses which_on_plain "plain state dict" "$work/plain.pt" "$work/x.safetensors" --which ema
@@ -281,7 +300,7 @@ EOF
     fi
     if run dit_wrong_model "$work/tiny_dit.pt" "$work/tiny_dit_wrong.safetensors" --model DiT-S/2 &&
         ! ./dydit convert --in "$work/tiny_dit_wrong.safetensors" --out "$work/x.safetensors" >"$work/dydit_wrong.log" 2>&1 &&
-        grep -q "model 'DiT-S/2' gives depth 12 but the tensor shapes gives 2" "$work/dydit_wrong.log"; then
+        grep -q "depth 12 from metadata model 'DiT-S/2' disagrees with 2 from the tensor shapes" "$work/dydit_wrong.log"; then
         pass dydit_checks_metadata_against_shapes
     else
         fail dydit_checks_metadata_against_shapes "$(tail -n 1 "$work/dydit_wrong.log" 2>/dev/null)"

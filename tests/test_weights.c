@@ -168,11 +168,11 @@ static void test_weights_round_trip(const DitConfig *cfg, const TensorTable *tab
 
     WeightsHints contradict = {.heads = 8};
     rc = load(path, &contradict, &got, &t2, &h2);
-    check(rc != 0 && contains(err, "--heads gives heads 8 but metadata gives 4"), "weights_hint_contradicts_metadata",
+    check(rc != 0 && contains(err, "heads 8 from --heads disagrees with 4 from metadata"), "weights_hint_contradicts_metadata",
           "%s", err);
     WeightsHints preset = {.model = "DiT-S/2"};
     rc = load(path, &preset, &got, &t2, &h2);
-    check(rc != 0 && contains(err, "--model DiT-S/2 gives depth 12 but the tensor shapes gives 2"),
+    check(rc != 0 && contains(err, "depth 12 from --model DiT-S/2 disagrees with 2 from the tensor shapes"),
           "weights_preset_contradicts_shapes", "%s", err);
     WeightsHints unknown = {.model = "DiT-Q/3"};
     rc = load(path, &unknown, &got, &t2, &h2);

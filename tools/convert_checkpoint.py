@@ -338,6 +338,54 @@ def canonical_preset(name):
     return f"DiT-{match.group(1).upper()}/{match.group(2)}" if match else None
 
 
+# (depth, hidden) of each preset size and its number of heads (DiT's models.py)
+PRESET_SHAPES = {(12, 384): ("S", 6), (12, 768): ("B", 12), (24, 1024): ("L", 16), (28, 1152): ("XL", 16)}
+
+
+def shape_facts(state):
+    """What the tensor shapes say: depth, hidden width, patch size, and the head count when routers
+    give it ((H - 1, D) head routers); None where the shapes do not say."""
+    depth = len({k.split(".")[1] for k in state if k.startswith("blocks.") and k.count(".") >= 2})
+    embed = state.get("x_embedder.proj.weight")
+    hidden, patch = (embed.shape[0], embed.shape[2]) if embed is not None and len(embed.shape) == 4 else (None, None)
+    router = state.get("blocks.0.attn_rate.router.weight")
+    heads = router.shape[0] + 1 if router is not None and len(router.shape) == 2 else None
+    return depth or None, hidden, patch, heads
+
+
+def preset_of_shapes(depth, hidden, patch):
+    """The preset the shapes are, e.g. 'DiT-XL/2', and its heads; (None, None) for other shapes."""
+    size, heads = PRESET_SHAPES.get((depth, hidden), (None, None))
+    if size is None or patch not in (2, 4, 8):
+        return None, None
+    return f"DiT-{size}/{patch}", heads
+
+
+def settle_heads(meta, state, model_given):
+    """Makes the head count known where the shapes allow it, and says so; warns where they do not.
+    A preset named by the checkpoint's own args (not by --model, model_given) that its shapes
+    contradict is not kept as `model`."""
+    depth, hidden, patch, router_heads = shape_facts(state)
+    shaped, preset_heads = preset_of_shapes(depth, hidden, patch)
+    named = meta.get("model")
+    if named and named != shaped and not model_given:
+        print(f"warning: the checkpoint's args name {named}, but its shapes are depth {depth}, hidden {hidden}, "
+              f"patch {patch}: not stored as model", file=sys.stderr)
+        del meta["model"]
+        named = None
+    if "heads" in meta or named:
+        return
+    if router_heads:
+        meta["heads"] = str(router_heads)
+        print(f"note: {router_heads} heads, from the shape of the head routers", file=sys.stderr)
+    elif shaped:
+        meta["model"] = shaped
+        print(f"note: the shapes are those of {shaped} ({preset_heads} heads); stored as model", file=sys.stderr)
+    else:
+        print(f"warning: the shapes (depth {depth}, hidden {hidden}) do not give the number of heads; pass --heads N "
+              f"or --model NAME here, or give --heads to dydit convert", file=sys.stderr)
+
+
 def build_metadata(opts, args, part, source):
     meta = collections.OrderedDict()
     meta["source"] = os.path.basename(source)
@@ -440,6 +488,7 @@ def main(argv):
         obj = load_checkpoint(opts.input)
         state, part, args = select_state_dict(obj, opts.which, opts.input)
         metadata = build_metadata(opts, args, part, opts.input)
+        settle_heads(metadata, state, model_given=opts.model is not None)
         write_safetensors(opts.output, state, metadata)
     except ConvertError as e:
         print(f"error: {e}", file=sys.stderr)
