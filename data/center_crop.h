@@ -1,4 +1,4 @@
-// data/center_crop.h: ADM's center crop (SPEC 8.6), the preprocessing DiT trains on, and the
+// data/center_crop.h: ADM's center crop (docs/algorithm.md 8.6), the preprocessing DiT trains on, and the
 // PIL-style resampling it is made of.
 //
 // The resampler follows PIL's algorithm for 8-bit images so crops match the reference pipeline:

@@ -1,4 +1,4 @@
-// data/idx.h: IDX files (the MNIST family's format, SPEC 10) and the Fashion-MNIST data set.
+// data/idx.h: IDX files (the MNIST family's format, docs/algorithm.md 10) and the Fashion-MNIST data set.
 //
 // An IDX file is a big-endian int32 magic 0x000008DD (0x08: unsigned bytes, DD: the number of
 // dims), DD big-endian int32 dims, then the row-major bytes. Files may be gzip-compressed (zlib
@@ -22,7 +22,7 @@ void idx_free(IdxArray *a);
 // Default location of the Debian package dataset-fashion-mnist.
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 enum { FASHION_MNIST_CLASSES = 10 };
-// "T-shirt/top", "Trouser", ..., "Ankle boot" (SPEC 10), indexed by label.
+// "T-shirt/top", "Trouser", ..., "Ankle boot" (docs/algorithm.md 10), indexed by label.
 extern const char *const fashion_mnist_class_names[FASHION_MNIST_CLASSES];
 
 typedef struct {

@@ -1,7 +1,7 @@
 // data/image_source.h: the images `dydit encode` reads, as numbered items.
 //
 // Fashion-MNIST: the 28x28 images centred on a size x size canvas of background (pixel 0), class
-// names from SPEC 10. Folder: an ImageNet-style tree (data/image_folder.h), each file decoded to
+// names from docs/algorithm.md 10. Folder: an ImageNet-style tree (data/image_folder.h), each file decoded to
 // RGB (data/image.h) and ADM-center-cropped to size x size (data/center_crop.h), optionally
 // turned into luma (ITU-R 601: (19595 R + 38470 G + 7471 B + 2^15) >> 16). Pixels v become
 // v / 127.5 - 1, in [-1, 1].

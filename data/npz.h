@@ -1,5 +1,5 @@
 // data/npz.h: a streaming writer of .npz archives holding one uint8 array `arr_0`, the layout of
-// the ADM evaluator's sample batches (SPEC 9.1, 9.2): a ZIP with one stored (uncompressed) member
+// the ADM evaluator's sample batches (docs/algorithm.md 9.1, 9.2): a ZIP with one stored (uncompressed) member
 // arr_0.npy, an npy v1.0 header padded so the data start on a 64-byte boundary, then the bytes in
 // C order. Archives whose member or directory would pass 4 GiB (50,000 256x256 RGB images are
 // 9.8 GB) get ZIP64 records; `zip64` asks for them at any size. The CRC-32 is computed while

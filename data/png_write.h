@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 // nhwc (B, H, W, C) = clamp(127.5 x + 128, 0, 255) truncated, of nchw (B, C, H, W): DiT's
-// conversion of samples in [-1, 1] (SPEC 2.8); torchvision's save_image computes the same bytes.
+// conversion of samples in [-1, 1] (docs/algorithm.md 2.8); torchvision's save_image computes the same bytes.
 void images_to_u8(uint8_t *nhwc, const float *nchw, int B, int C, int H, int W);
 
 // Writes one image of height x width pixels with 1 (gray), 3 (RGB) or 4 (RGBA) channels.

@@ -1,4 +1,4 @@
-// data/safetensors.h: reader and writer of the safetensors format (SPEC 7.5): an 8-byte
+// data/safetensors.h: reader and writer of the safetensors format (docs/algorithm.md 7.5): an 8-byte
 // little-endian header length N, N bytes of JSON describing each tensor (dtype, shape, byte range
 // in the data buffer) plus optional string-to-string "__metadata__", then the data buffer.
 //

@@ -10,7 +10,7 @@
 //
 // The training latent of sample n is scale_factor * latents[n]; with posterior storage it is
 // scale_factor * (mean[n, f] + std[n, f] * eps), the flip f and eps drawn afresh every epoch, so
-// a pre-encoded set keeps DiT's full augmentation (SPEC 2.8). Values are stored in the encoder's
+// a pre-encoded set keeps DiT's full augmentation (docs/algorithm.md 2.8). Values are stored in the encoder's
 // own units; scale_factor (0.18215 for the SD VAE, 1 for pixels) is applied by the reader's user.
 //
 // __metadata__, all strings: format "dydit-latents", format_version "1", source, encoder

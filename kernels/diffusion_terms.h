@@ -1,5 +1,5 @@
 // kernels/diffusion_terms.h: the per-element formulas of the training loss's variational term
-// (SPEC 2.3) and of the DDPM / DDIM updates (SPEC 2.5-2.7), in float32 in the order of the
+// (docs/algorithm.md 2.3) and of the DDPM / DDIM updates (docs/algorithm.md 2.5-2.7), in float32 in the order of the
 // reference PyTorch code. One text for both backends: plain C inline functions for
 // kernels/cpu, compiled for the device too by nvcc for kernels/cuda. coef rows are the
 // per-sample COEF_* tables of kernels/ops.h.

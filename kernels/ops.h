@@ -111,7 +111,7 @@ struct Ops {
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs,
                                int B, int T, int H, int hd);
 
-    // ---- DyDiT routing (SPEC 3) ----
+    // ---- DyDiT routing (docs/algorithm.md 3) ----
     // out = max(x, 0); din = dout * (x > 0) (din may alias dout).
     void (*relu_forward)(float *out, const float *x, size_t n);
     void (*relu_backward)(float *din, const float *dout, const float *x, size_t n);
@@ -132,7 +132,7 @@ struct Ops {
     // the group's channels of dout * x (accumulates; NULL skips).
     void (*group_mask_backward)(float *dx, float *dmask, const float *dout, const float *x, const float *mask,
                                 int mask_stride, int B, int T, int G, int S);
-    // Realised compute ratio per sample (SPEC 4.1) from hard masks head (B, L, H), chan (B, L, H),
+    // Realised compute ratio per sample (docs/algorithm.md 4.1) from hard masks head (B, L, H), chan (B, L, H),
     // keep (B, L, T): ratio[b] = sum_l (mean_h head * attn + mean_h chan * mean_t keep * mlp)
     // / (L (attn + mlp)), attn and mlp being one block's MACs.
     void (*flops_ratio_forward)(float *ratio, const float *head, const float *chan, const float *keep, int B, int L,
@@ -141,7 +141,7 @@ struct Ops {
     void (*flops_ratio_backward)(float *dhead, float *dchan, float *dkeep, const float *dratio, const float *chan,
                                  const float *keep, int B, int L, int H, int T, float attn, float mlp);
 
-    // ---- diffusion objective (SPEC 2.2, 2.3) ----
+    // ---- diffusion objective (docs/algorithm.md 2.2, 2.3) ----
     // xt (B, n) = coef[b][SQRT_ALPHA_BAR] * x0 + coef[b][SQRT_ONE_MINUS_ALPHA_BAR] * noise.
     void (*q_sample)(float *xt, const float *x0, const float *noise, const float *coef, int B, size_t n);
     // model_out (B, C_out, n) with C_out = 2C (learned sigma: [eps | v]) or C. Per sample:
@@ -155,7 +155,7 @@ struct Ops {
                                     const float *xt, const float *noise, const float *coef, int B, int C, size_t n,
                                     int learn_sigma);
 
-    // ---- sampling (SPEC 2.5-2.7) ----
+    // ---- sampling (docs/algorithm.md 2.5-2.7) ----
     // model_out (2n, C_out, hw): rows [0, n) conditional, [n, 2n) unconditional. Rewrites rows
     // [0, n): channels below `guided` become uncond + scale * (cond - uncond), the others keep the
     // conditional values (DiT and DyDiT guide channels 0-2 only).
@@ -171,7 +171,7 @@ struct Ops {
     void (*ddim_step)(float *x_prev, const float *x, const float *model_out, const float *noise, const float *coef,
                       int B, int C, size_t hw, int learn_sigma, int clip, float eta);
 
-    // ---- DyDiT inference: narrowed and token-pruned layers (SPEC 5) ----
+    // ---- DyDiT inference: narrowed and token-pruned layers (docs/algorithm.md 5) ----
     // out (R, k * S) = column blocks blocks[0..k) (each S wide) of in (R, G * S): packs the weight
     // slices of active heads and channel groups (a row-block gather is the R = 1 case).
     void (*gather_blocks)(float *out, const float *in, const int32_t *blocks, int R, int G, int S, int k);

@@ -1,7 +1,7 @@
 // model/config.h: a DiT configuration, the presets, and the sizes derived from it.
 #pragma once
 
-// What DyDiT's width routers read (SPEC 3.2 is the timestep embedding; the conditioning
+// What DyDiT's width routers read (docs/algorithm.md 3.2 is the timestep embedding; the conditioning
 // c = E_t + E_y is an experiment that makes widths depend on the class too).
 typedef enum { ROUTER_INPUT_TIMESTEP = 0, ROUTER_INPUT_CONDITION = 1 } RouterInput;
 

@@ -1,5 +1,6 @@
-// model/diffusion.h: the Gaussian diffusion schedule (SPEC 2.1), timestep respacing (SPEC 2.4),
-// the per-sample coefficients the diffusion ops consume, and timestep sampling (SPEC 2.2).
+// model/diffusion.h: the Gaussian diffusion schedule (docs/algorithm.md 2.1), timestep respacing
+// (docs/algorithm.md 2.4), the per-sample coefficients the diffusion ops consume, and timestep
+// sampling (docs/algorithm.md 2.2).
 //
 // Every table is float64, as in the reference code; per-sample values are gathered from the
 // float64 tables and rounded once to float32, which is what the reference code feeds its float32
@@ -33,7 +34,7 @@ DiffusionSchedule diffusion_schedule_from_betas(const double *betas, int T);
 DiffusionSchedule diffusion_schedule_linear(int T);
 void diffusion_schedule_free(DiffusionSchedule *s);
 
-// Parses a respacing string for a T-step schedule (SPEC 2.4): "N" or comma-separated section
+// Parses a respacing string for a T-step schedule (docs/algorithm.md 2.4): "N" or comma-separated section
 // counts "N1,N2,..." (T split into equal sections, each strided evenly with Python's
 // round-half-to-even), or "ddimN" (the smallest integer stride i with len(range(0, T, i)) = N).
 // Writes the kept steps in increasing order into steps (capacity T) and returns their count,
@@ -51,6 +52,6 @@ void diffusion_gather_coefs(const DiffusionSchedule *s, const int32_t *t, int B,
 // sample0 + b), so a slice of a global batch draws what the whole batch draws.
 void diffusion_sample_timesteps(int32_t *t, int B, int T, uint64_t seed, uint32_t step, uint32_t sample0);
 
-// DyDiT's stratified draw (SPEC 4.4): global sample g gets quarter g mod 4 and t uniform within it,
+// DyDiT's stratified draw (docs/algorithm.md 4.4): global sample g gets quarter g mod 4 and t uniform within it,
 // [q T/4, (q + 1) T/4), so every four consecutive samples cover the four quarters once. T >= 4.
 void diffusion_sample_timesteps_stratified(int32_t *t, int B, int T, uint64_t seed, uint32_t step, uint32_t sample0);

@@ -1,4 +1,4 @@
-// model/dit.c: DiT (SPEC 1.3-1.8) and DyDiT (SPEC 3) forward and backward as op calls.
+// model/dit.c: DiT (docs/algorithm.md 1.3-1.8) and DyDiT (docs/algorithm.md 3) forward and backward as op calls.
 #include "model/dit.h"
 
 #include <string.h>
@@ -42,7 +42,7 @@ static Dims dims_of(const DitModel *m, int B) {
     return d;
 }
 
-// The width routers' input: E_t (SPEC 3.2) or c = E_t + E_y.
+// The width routers' input: E_t (docs/algorithm.md 3.2) or c = E_t + E_y.
 static float *router_input(const DitModel *m) {
     return m->cfg.router_input == ROUTER_INPUT_CONDITION ? m->act.c : m->act.emb_t;
 }
@@ -62,7 +62,7 @@ static void width_routers_forward(DitModel *m, const Dims *d) {
                          cols, r->tau, r->threshold);
 }
 
-// Token mask of block l from its router on the stream after the attention update (SPEC 3.4).
+// Token mask of block l from its router on the stream after the attention update (docs/algorithm.md 3.4).
 static void token_router_forward(DitModel *m, const Dims *d, int l, const float *mid) {
     const Ops *ops = m->ops;
     DitActivations *a = &m->act;
@@ -98,7 +98,7 @@ static void block_forward(DitModel *m, const Dims *d, int l) {
     ops->matmul_forward(qkv, ln1, w->qkv_w + l * 3 * D * D, w->qkv_b + l * 3 * D, d->BT, d->D, 3 * d->D);
     ops->attention_forward(att, a->probs + l * d->layer_probs, qkv, d->B, d->T, d->H, d->hd);
     const float *proj_in = att;
-    if (head_mask) { // switched-off heads contribute nothing to the projection (SPEC 3.5)
+    if (head_mask) { // switched-off heads contribute nothing to the projection (docs/algorithm.md 3.5)
         ops->group_mask_forward(a->masked, att, head_mask, mask_stride, d->B, d->T, d->H, d->hd);
         proj_in = a->masked;
     }
@@ -116,7 +116,7 @@ static void block_forward(DitModel *m, const Dims *d, int l) {
     }
     ops->gelu_forward(gelu, gelu_in, (size_t)d->BT * M);
     ops->matmul_forward(fc2, gelu, w->fc2_w + l * D * M, w->fc2_b + l * D, d->BT, d->M, d->D);
-    // a dropped token skips the whole MLP update, fc2 bias and gate included (SPEC 3.4)
+    // a dropped token skips the whole MLP update, fc2 bias and gate included (docs/algorithm.md 3.4)
     const float *keep = d->masks ? a->token_mask + (size_t)l * d->T : NULL;
     ops->gate_residual_forward(next, mid, mod + 5 * D, fc2, d->MW, keep, d->L * d->T, d->B, d->T, d->D);
 }

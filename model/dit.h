@@ -1,7 +1,7 @@
 // model/dit.h: the DiT / DyDiT network as a sequence of op calls (forward and hand-written
 // backward). Nothing here touches tensor memory: all buffers belong to the backend in `ops`.
 //
-// A DyDiT (cfg.dynamic) runs in training form (SPEC 3.1, 3.8): every token and channel is
+// A DyDiT (cfg.dynamic) runs in training form (docs/algorithm.md 3.1, 3.8): every token and channel is
 // computed, and 0/1 masks from the routers switch heads, MLP channel groups and tokens' MLP
 // updates off, so that the routers receive gradients through the straight-through estimator.
 #pragma once
@@ -80,11 +80,11 @@ typedef struct {
 
 // How a DyDiT forward treats its routers (ignored for a DiT).
 typedef struct {
-    int complete;       // 1: the complete path (SPEC 3.7): masks are computed but not applied, and the
+    int complete;       // 1: the complete path (docs/algorithm.md 3.7): masks are computed but not applied, and the
                         //    backward sends no gradient to the routers
     int noisy;          // 1: add act.noise_* to the logits (training); 0: deterministic decisions
-    float tau;          // temperature of the straight-through gradient (SPEC 3.3: 5)
-    float threshold;    // a mask is on when logit + noise > threshold (SPEC: 0)
+    float tau;          // temperature of the straight-through gradient (docs/algorithm.md 3.3: 5)
+    float threshold;    // a mask is on when logit + noise > threshold (docs/algorithm.md 3.3: 0)
     int flops_gradient; // 1: the backward adds grad.dflops through the realised FLOPs ratio
 } DitRouting;
 

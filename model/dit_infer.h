@@ -1,5 +1,5 @@
 // model/dit_infer.h: DiT / DyDiT inference. A forward keeps nothing for a backward, so one
-// layer's buffers serve every layer. For a DyDiT it is the engine that really skips work (SPEC 5):
+// layer's buffers serve every layer. For a DyDiT it is the engine that really skips work (docs/algorithm.md 5):
 //  - width: the routers' decisions depend on the timestep only; each timestep's active heads and
 //    channel groups of every layer are computed once and cached. Attention runs over all tokens
 //    with the active heads only (qkv rows and proj columns of those heads, packed); the MLP uses

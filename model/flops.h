@@ -1,4 +1,4 @@
-// model/flops.h: parameter counts and multiply-accumulate counts of a configuration (SPEC 1.2).
+// model/flops.h: parameter counts and multiply-accumulate counts of a configuration (docs/algorithm.md 1.2).
 // "GFLOPs" in the DiT and DyDiT papers are GMACs of one forward pass; MFU uses 2 x MACs.
 #pragma once
 #include <stddef.h>
@@ -17,7 +17,7 @@ double dit_outside_block_macs(const DitConfig *cfg);
 // One whole forward pass of one sample.
 double dit_forward_macs(const DitConfig *cfg);
 // DyDiT's routers per forward of one sample when they all run: every block's token router on all
-// N tokens (N (D R + R)) and both width routers (2 (H - 1) D); SPEC 5.5.
+// N tokens (N (D R + R)) and both width routers (2 (H - 1) D); docs/algorithm.md 5.5.
 double dydit_router_macs(const DitConfig *cfg);
 // Parameters including the frozen pos_embed (and a DyDiT's routers), and the trainable ones.
 size_t dit_param_count(const DitConfig *cfg);

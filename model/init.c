@@ -67,7 +67,7 @@ void dit_init_host(const DitConfig *cfg, const TensorTable *table, float *host, 
             break;
         case INIT_WIDTH_ROUTER_BIAS:
         case INIT_TOKEN_ROUTER_BIAS: {
-            // every head, group and token starts far on (SPEC 3.6): logistic noise exceeds 15 with
+            // every head, group and token starts far on (docs/algorithm.md 3.6): logistic noise exceeds 15 with
             // probability ~3e-7, so fine-tuning starts from the full pretrained DiT
             float bias = init_kind(t) == INIT_WIDTH_ROUTER_BIAS ? DYDIT_WIDTH_ROUTER_BIAS : DYDIT_TOKEN_ROUTER_BIAS;
             for (size_t e = 0; e < t->numel; e++) p[e] = bias;

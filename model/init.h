@@ -1,4 +1,4 @@
-// model/init.h: DiT parameter initialisation (SPEC 1.9) and the fixed sin-cos position table.
+// model/init.h: DiT parameter initialisation (docs/algorithm.md 1.9) and the fixed sin-cos position table.
 #pragma once
 #include <stdint.h>
 
@@ -14,7 +14,7 @@ void dit_pos_embed_fill(const DitConfig *cfg, float *out);
 // with biases 15 (width routers) and 35 (the token router's output). Deterministic in `seed`.
 void dit_init_host(const DitConfig *cfg, const TensorTable *table, float *host, uint64_t seed);
 
-// DyDiT's default initial router biases (SPEC 3.6).
+// DyDiT's default initial router biases (docs/algorithm.md 3.6).
 #define DYDIT_WIDTH_ROUTER_BIAS 15.0f
 #define DYDIT_TOKEN_ROUTER_BIAS 35.0f
 

@@ -1,5 +1,5 @@
-// model/objective.h: the diffusion training objective on one batch (SPEC 2.2-2.3), and DyDiT's
-// fine-tuning objective (SPEC 4.1, 4.3): x_t = q_sample(x0, noise, t), out = DiT(x_t, t, y),
+// model/objective.h: the diffusion training objective on one batch (docs/algorithm.md 2.2-2.3), and DyDiT's
+// fine-tuning objective (docs/algorithm.md 4.1, 4.3): x_t = q_sample(x0, noise, t), out = DiT(x_t, t, y),
 // per-sample mse and vb, for a DyDiT the FLOPs loss on the realised compute ratio and in stage 1
 // the complete path's loss, and the gradient of the weighted total into every parameter.
 #pragma once
@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
     int stage;                 // 1: dynamic + complete path + FLOPs loss; 2: dynamic + FLOPs loss
     float target;              // the FLOPs target of this step (lambda after its warm-up)
-    float flops_weight;        // weight of (mean F - target)^2 (SPEC 4.1: 2.0)
+    float flops_weight;        // weight of (mean F - target)^2 (docs/algorithm.md 4.1: 2.0)
     int flops_group_size;      // the FLOPs loss averages (mean_g F - target)^2 over groups of this many
                                // consecutive samples of the step (DDP squares each rank's mean); 0:
                                // one group, the whole step

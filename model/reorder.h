@@ -1,5 +1,5 @@
 // model/reorder.h: importance ordering of heads and MLP hidden units before DyDiT fine-tuning
-// (the paper's step, absent from the official code; SPEC 3.9). DyDiT keeps head 0 and channel
+// (the paper's step, absent from the official code; docs/algorithm.md 3.9). DyDiT keeps head 0 and channel
 // group 0 always on, so they should be the most important ones.
 //
 // Score of head h in a block: ||W_v rows of h||_F * ||W_proj columns of h||_F, a bound on how much

@@ -1,4 +1,4 @@
-// model/sampler.h: ancestral DDPM and DDIM sampling with classifier-free guidance (SPEC 2.4-2.7)
+// model/sampler.h: ancestral DDPM and DDIM sampling with classifier-free guidance (docs/algorithm.md 2.4-2.7)
 // on the inference engine (static, or DyDiT's dynamic engine).
 //
 // Guidance runs a batch of 2n rows: the n samples, then the same n latents with the null label.

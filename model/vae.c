@@ -1,4 +1,4 @@
-// model/vae.c: the SD VAE's encoder and decoder as op calls (SPEC 8.2, 8.3).
+// model/vae.c: the SD VAE's encoder and decoder as op calls (docs/algorithm.md 8.2, 8.3).
 //
 // The activation between layers lives in one of three equal buffers (x); the other two (t1, t2)
 // hold a layer's intermediate results, and a down-sampler's output becomes x by swapping. The

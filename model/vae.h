@@ -1,4 +1,4 @@
-// model/vae.h: the Stable Diffusion KL-f8 VAE (diffusers AutoencoderKL, SPEC 8), inference only,
+// model/vae.h: the Stable Diffusion KL-f8 VAE (diffusers AutoencoderKL, docs/algorithm.md 8), inference only,
 // through the Ops table.
 //
 // Weights: safetensors with diffusers names (also the legacy attention names query/key/value/
@@ -16,7 +16,7 @@
 #pragma once
 #include "kernels/ops.h"
 
-// DiT's latent scale (SPEC 2.8): stored latents = posterior sample * VAE_SCALE_FACTOR.
+// DiT's latent scale (docs/algorithm.md 2.8): stored latents = posterior sample * VAE_SCALE_FACTOR.
 #define VAE_SCALE_FACTOR 0.18215f
 
 typedef struct Vae Vae;

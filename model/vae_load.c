@@ -20,7 +20,7 @@
 #define MAX_CHANNELS 65536
 
 /* ---------------------------------------------------------------------------------------------
- * Names (SPEC 8.4)
+ * Names (docs/algorithm.md 8.4)
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum { NAMES_DIFFUSERS, NAMES_DIFFUSERS_LEGACY, NAMES_COMPVIS } Naming;
@@ -318,7 +318,7 @@ static VaeMid expect_mid(Layout *L, int decoder, int C) {
     return m;
 }
 
-// SPEC 8.2: level i takes channels[i - 1] (channels[0] at level 0) to channels[i].
+// docs/algorithm.md 8.2: level i takes channels[i - 1] (channels[0] at level 0) to channels[i].
 static void expect_encoder(Layout *L, VaeHalf *e) {
     const VaeShape *s = L->shape;
     char prefix[NAME_LEN];
@@ -342,7 +342,7 @@ static void expect_encoder(Layout *L, VaeHalf *e) {
     e->quant = expect_conv(L, "quant_conv", 2 * s->latent, 2 * s->latent, 1);
 }
 
-// SPEC 8.3: from the last level down, level i takes channels[i + 1] (channels[last] at the last
+// docs/algorithm.md 8.3: from the last level down, level i takes channels[i + 1] (channels[last] at the last
 // level) to channels[i].
 static void expect_decoder(Layout *L, VaeHalf *d) {
     const VaeShape *s = L->shape;

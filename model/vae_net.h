@@ -2,7 +2,7 @@
 // as the loader (model/vae_load.c) lays them out and the forward passes (model/vae.c) read them.
 //
 // Level i of either half works at 1/2^i of the image resolution with channels[i] channels
-// (SPEC 8.2, 8.3). The encoder runs levels 0 .. levels-1, each `layers` resnets then a stride-2
+// (docs/algorithm.md 8.2, 8.3). The encoder runs levels 0 .. levels-1, each `layers` resnets then a stride-2
 // down-sampler (all but the last level); the decoder runs them in reverse, each `layers + 1`
 // resnets then a nearest x2 up-sampler (all but level 0).
 #pragma once
@@ -68,7 +68,7 @@ typedef struct {
     int tensors;       // file tensors they came from
 } VaeNet;
 
-// Reads a VAE weights file (diffusers or CompVis names, SPEC 8.4; F32, F16, BF16 or F64): infers
+// Reads a VAE weights file (diffusers or CompVis names, docs/algorithm.md 8.4; F32, F16, BF16 or F64): infers
 // the shape, checks every tensor against it and returns the parameters in a new host buffer
 // (net->parameters floats, free with free()). 0, or -1 with a one-line "PATH: problem" in err.
 int vae_net_load(const char *path, VaeNet *net, float **params, char *err, int err_size);

@@ -24,7 +24,7 @@ typedef struct {
     char name[SOURCE_PARTS_MAX][SOURCE_NAME_MAX];
 } Sources;
 
-// SPEC 7.4. diffusers copies the embedders into every block; block 0's copy is the one read.
+// docs/algorithm.md 7.4. diffusers copies the embedders into every block; block 0's copy is the one read.
 static const struct {
     const char *official, *diffusers;
 } diffusers_global[] = {
@@ -204,7 +204,7 @@ static int count_blocks(const StFile *f, const char *prefix) {
     return depth;
 }
 
-// SPEC 7.6. *label_rows receives the row count of the label table.
+// docs/algorithm.md 7.6. *label_rows receives the row count of the label table.
 static int learn_from_shapes(Facts *k, const StFile *f, Naming naming, int64_t *label_rows) {
     const char *from = "the tensor shapes";
     const StTensor *x = need(k, f, naming, "x_embedder.proj.weight", 4);
@@ -260,7 +260,7 @@ static int learn_from_shapes(Facts *k, const StFile *f, Naming naming, int64_t *
             return fail_at(k->err, k->err_size, k->path, "pos_embed is not [1, T, D] with T a square number of tokens");
         if (learn(k, F_INPUT_SIZE, (double)(grid * p), "the pos_embed shape")) return -1;
     }
-    // A DyDiT attention-head router has one output per head except the first (SPEC 7.6).
+    // A DyDiT attention-head router has one output per head except the first (docs/algorithm.md 7.6).
     const StTensor *router = find_official(f, naming, "blocks.0.attn_rate.router.weight");
     if (router && router->ndim == 2 && learn(k, F_HEADS, (double)(router->shape[0] + 1), "the DyDiT router shape"))
         return -1;
@@ -338,7 +338,7 @@ static int settle_classes(Facts *k, int64_t rows) {
                        "label table has %lld rows, but num_classes %g (from %s) needs %g or %g", (long long)rows,
                        classes, k->from[F_NUM_CLASSES], classes, classes + 1);
     }
-    // Ambiguous from shapes alone: assume DiT's null row (SPEC 7.6).
+    // Ambiguous from shapes alone: assume DiT's null row (docs/algorithm.md 7.6).
     if (learn(k, F_NUM_CLASSES, (double)(rows - 1), "the label table (assuming a null row)")) return -1;
     return learn(k, F_CLASS_DROPOUT, default_class_dropout, "the default");
 }

@@ -5,19 +5,20 @@
 // format_version "1", model, depth, hidden, heads, patch, in_channels, input_size, num_classes,
 // learn_sigma, mlp_ratio, class_dropout, frequency_size), plus caller-provided entries.
 //
-// Reading accepts more: official names (SPEC 7.1) or diffusers DiT names (SPEC 7.4), F32, F16,
-// BF16 or F64 tensors, and any, partial or no metadata. The configuration is assembled from every
-// source that knows something, and the sources must agree:
-//   1. tensor shapes (SPEC 7.6): depth, hidden, patch, in_channels, mlp_ratio, frequency_size,
-//      learn_sigma, input_size when pos_embed is present, heads for DyDiT router tensors, and the
-//      label-table row count;
+// Reading accepts more: official names (docs/algorithm.md 7.1) or diffusers DiT names
+// (docs/algorithm.md 7.4), F32, F16, BF16 or F64 tensors, and any, partial or no metadata. The
+// configuration is assembled from every source that knows something, and the sources must agree:
+//   1. tensor shapes (docs/algorithm.md 7.6): depth, hidden, patch, in_channels, mlp_ratio,
+//      frequency_size, learn_sigma, input_size when pos_embed is present, heads for DyDiT router
+//      tensors, and the label-table row count;
 //   2. the file's metadata keys above (any subset; a "model" preset name also gives depth, hidden,
 //      heads and patch);
 //   3. the caller's hints (--model, --heads, --input-size, --class-dropout).
 // The label table holds num_classes rows plus a null row when class_dropout > 0; when neither
-// class_dropout nor num_classes is known, a null row is assumed (class_dropout 0.1, SPEC 7.6). The
-// number of heads is not stored in plain DiT weights: without a source the call fails and says to
-// pass --heads or --model. All functions return 0, or -1 with a one-line "PATH: problem" in err.
+// class_dropout nor num_classes is known, a null row is assumed (class_dropout 0.1,
+// docs/algorithm.md 7.6). The number of heads is not stored in plain DiT weights: without a source
+// the call fails and says to pass --heads or --model. All functions return 0, or -1 with a
+// one-line "PATH: problem" in err.
 #pragma once
 
 #include "data/safetensors.h"

@@ -1,4 +1,4 @@
-// optim/optimizer.h: one optimisation step on the host side of the Ops table (SPEC 4.5).
+// optim/optimizer.h: one optimisation step on the host side of the Ops table (docs/algorithm.md 4.5).
 //
 // Per iteration the training loop calls
 //     norm = optim_grad_norm(&opt, grad, n);               global L2 norm of the gradients
@@ -34,7 +34,7 @@ typedef struct {
     double ema_decay;     // ema = decay * ema + (1 - decay) * param
 } OptimConfig;
 
-// SPEC 4.5: lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight decay 0, no warm-up, EMA decay 0.9999;
+// docs/algorithm.md 4.5: lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight decay 0, no warm-up, EMA decay 0.9999;
 // policy NONE with max_grad_norm 15 (the DyDiT default threshold, used once a policy is chosen).
 OptimConfig optim_config_default(void);
 

@@ -83,7 +83,7 @@ parity_case odd_shapes "" "" "" --depth 2 --hidden 40 --heads 5 --patch 1 --inpu
     --mlp-ratio 2.5 --num-classes 3 --learn-sigma 1 --batch 3 --seed 3 --no-pos-embed --float-timesteps
 parity_case no_metadata "--heads 3" "" "" "${small[@]}" --seed 4 --no-metadata
 
-# DyDiT (SPEC 3, 4.1, 4.3). forward: eval-mode masks (exact) and out of the dynamic or, with
+# DyDiT (docs/algorithm.md 3, 4.1, 4.3). forward: eval-mode masks (exact) and out of the dynamic or, with
 # --complete, the complete path. grad: stage 2 or 1, with or without the logistic router noise.
 parity_case dydit "" "" "" "${small[@]}" --seed 5 --dydit
 parity_case dydit_noise "" "--complete" "--target 0.3 --tau 3 --flops-weight 1.5" "${small[@]}" --seed 6 \

@@ -13,7 +13,7 @@
 
 static void test_schedule(void) {
     DiffusionSchedule s = diffusion_schedule_linear(1000);
-    // SPEC 2.1 sanity values, given to 5-6 significant digits.
+    // docs/algorithm.md 2.1 sanity values, given to 5-6 significant digits.
     const int at[] = {0, 249, 499, 749, 999};
     // Each must round to the digits given: within half a unit of the last one.
     const double want[] = {0.99990, 0.524085, 0.078587, 0.0033506, 4.0358e-5};
@@ -206,7 +206,7 @@ static double ref_floored_log(double p, int branch) {
     return log(fmax(p, 1e-12));
 }
 
-// Straightforward double-precision loss of sample b: SPEC 2.3 term by term. eps and v point at the
+// Straightforward double-precision loss of sample b: docs/algorithm.md 2.3 term by term. eps and v point at the
 // sample's two halves of the model output.
 static void ref_loss(const LossCase *c, int b, const double *eps, const double *v, double *mse, double *vb) {
     const float *k = c->coef + b * COEF_COUNT;

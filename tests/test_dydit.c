@@ -2,7 +2,7 @@
 // dynamic path equals the complete path exactly and the FLOPs ratio is 1. With mixed masks held
 // fixed (router noise chosen so that every decision lies far from its threshold), every
 // non-router parameter's gradient matches finite differences of L = <R, out>: the masks act
-// exactly where SPEC 3.5 puts them. The straight-through estimator adds a surrogate gradient through
+// exactly where docs/algorithm.md 3.5 puts them. The straight-through estimator adds a surrogate gradient through
 // the routers' inputs that finite differences of hard masks cannot see; a temperature of 1e9 makes
 // it vanish (soft'(z) / tau <= 0.25 / tau) without changing any decision, so the fixed-mask
 // gradient is checked in isolation. The surrogate itself, and the router gradients, are checked

@@ -1,5 +1,5 @@
-// tests/test_model.c: configurations against SPEC's tables (parameter counts and GMACs of every
-// preset), preset-name parsing, validation, and DiT's initialisation (SPEC 1.9) against its
+// tests/test_model.c: configurations against docs/algorithm.md 1.2 (parameter counts and GMACs of every
+// preset), preset-name parsing, validation, and DiT's initialisation (docs/algorithm.md 1.9) against its
 // closed-form distributions.
 #include <string.h>
 
@@ -14,7 +14,7 @@ typedef struct {
     double gmacs, attention, mlp; // forward GMACs; per-block GMACs of attention and MLP
 } PresetRow;
 
-// SPEC 1.2 (parameters include the frozen pos_embed; 675,129,632 is what DiT's train.py logs).
+// docs/algorithm.md 1.2 (parameters include the frozen pos_embed; 675,129,632 is what DiT's train.py logs).
 static const PresetRow spec_rows[] = {
     {"DiT-S/2", 32963360, 32865056, 6.056, 0.201326592, 0.301989888},
     {"DiT-S/4", 32945024, 0, 1.413, 0.040894464, 0.075497472},
@@ -50,12 +50,12 @@ static void test_presets(void) {
               b.attention / 1e9, b.mlp / 1e9);
     }
     DitConfig c = dit_config_default();
-    c.input_size = 64; // 512x512 images: DiT paper 524.6 G, SPEC's derivation 524.5
+    c.input_size = 64; // 512x512 images: DiT paper 524.6 G, docs/algorithm.md 1.2 derives 524.5
     check(fabs(dit_forward_macs(&c) / 1e9 - 524.5) < 0.05, "preset.DiT-XL/2_512", "%.3f GMACs",
           dit_forward_macs(&c) / 1e9);
 }
 
-// SPEC 1.2: router parameters per model size (any patch) and the DyDiT total at patch 2.
+// docs/algorithm.md 1.2: router parameters per model size (any patch) and the DyDiT total at patch 2.
 static void test_dydit_counts(void) {
     const struct {
         const char *name;
@@ -75,7 +75,7 @@ static void test_dydit_counts(void) {
         check(total == rows[i].total && total - plain == rows[i].routers, label, "routers %zu total %zu",
               total - plain, total);
     }
-    DitConfig c = dit_config_default(); // SPEC 5.5: XL/2 token routers 28 x 256 x (1152 x 72 + 72)
+    DitConfig c = dit_config_default(); // docs/algorithm.md 5.5: XL/2 token routers 28 x 256 x (1152 x 72 + 72)
     c.dynamic = 1;
     double token = 28.0 * 256 * (1152.0 * 72 + 72), width = 28.0 * 2 * 15 * 1152;
     check(fabs(dydit_router_macs(&c) - (token + width)) < 1, "preset.DyDiT-XL/2_router_macs", "%.4f GMACs",
@@ -162,7 +162,7 @@ static void test_init(void) {
     check(xavier_ok, "init.xavier_uniform", "qkv, proj, fc1, fc2, patch conv within +-sqrt(6/(fan_in+fan_out))");
     check_true(zero_ok, "init.zero_biases_adaln_final");
     check_true(normal_ok, "init.normal_0.02_embedders");
-    // pos_embed against the closed form of SPEC 1.4, element by element
+    // pos_embed against the closed form of docs/algorithm.md 1.4, element by element
     const TensorInfo *pe = tensor_table_find(&t, "pos_embed");
     int grid = c.input_size / c.patch, D = c.hidden, quarter = D / 4;
     double worst = 0;

@@ -1,4 +1,4 @@
-// tests/test_schedules.c: DyDiT's schedules against their definitions (SPEC 4.2): the FLOPs target
+// tests/test_schedules.c: DyDiT's schedules against their definitions (docs/algorithm.md 4.2): the FLOPs target
 // is 1 for the first 100 steps, then falls linearly to lambda over the warm-up; the temperature
 // moves linearly from tau to tau_end over the run.
 #include "tests/check.h"

@@ -358,7 +358,7 @@ static void test_weights_half(const TensorTable *table, const float *host) {
     free(path);
 }
 
-// The diffusers layout, written by hand from SPEC 7.4 (independently of model/weights.c).
+// The diffusers layout, written by hand from docs/algorithm.md 7.4 (independently of model/weights.c).
 static void write_diffusers(const char *path, const DitConfig *cfg, const TensorTable *table, const float *host) {
     StWriter *w = st_writer_new();
     const int64_t D = cfg->hidden;

@@ -5,7 +5,7 @@
 # with 1x1-conv attention weights and decoder levels numbered from the top), the encoder runs on
 # 32x32 images and the decoder on their latents, from the whole file and from encoder-only and
 # decoder-only files; damaged files must fail with one line; the full SD VAE configuration, built
-# from shapes alone, must have SPEC 8.5's size.
+# from shapes alone, must have docs/algorithm.md 8.5's size.
 # The reference runs in float64, so the norm-wise errors measure the C float32 arithmetic: about
 # 1e-6 through the 30-odd layers of these VAEs, while a wrong index, padding, group or scale gives
 # errors of 1e-3 and more. The tolerance is 1e-5, as for the DiT parity.
@@ -77,7 +77,7 @@ LIST
 expect_error compvis_missing "missing tensor 'decoder.up.2.block.1.conv2.bias'" "$driver" info \
     "$work/compvis/broken-missing.safetensors"
 
-# SPEC 8.5: 83,653,863 parameters in 248 tensors; the reference's shapes, and the C loader's
+# docs/algorithm.md 8.5: 83,653,863 parameters in 248 tensors; the reference's shapes, and the C loader's
 # inference from a file with those shapes (zero weights in a sparse file, F32, F16 and BF16).
 spec="parameters 83653863 tensors 248 encoder 34163592 quant_conv 72 post_quant_conv 20 decoder 49490179"
 for names in diffusers compvis; do

@@ -1,5 +1,5 @@
 // train/latent_encoder.h: what `dydit encode` stores for a batch of images: the pixels themselves
-// ("identity") or the SD VAE posterior ("sd-vae", model/vae.h, SPEC 8.2 and 2.8).
+// ("identity") or the SD VAE posterior ("sd-vae", model/vae.h, docs/algorithm.md 8.2 and 2.8).
 //
 // Sample storage keeps one latent per image: the image, or mean + std * eps of the unflipped
 // image's posterior, eps = normal(seed, RNG_POSTERIOR, UINT32_MAX, item, element) so a resumed

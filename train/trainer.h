@@ -1,4 +1,4 @@
-// train/trainer.h: the training loop (SPEC 2, 4): per step a batch in the seeded epoch order,
+// train/trainer.h: the training loop (docs/algorithm.md 2, 4): per step a batch in the seeded epoch order,
 // label dropout, timesteps, diffusion noise and (DyDiT) router noise from the counter-based
 // generator keyed by global sample index; forward/backward passes of the objective; the gradient
 // policy, one AdamW step (or none when skipped), EMA every step; JSON log lines; checkpoints;
@@ -26,8 +26,8 @@ typedef struct {
     double lambda;        // target FLOPs ratio
     long lambda_warmup;   // the target falls linearly from 1 to lambda over these steps (0: at once)
     long lambda_hold;     // -1: the official schedule (the ramp starts at step 0, but the target is 1
-                          // for the first 100 steps regardless; SPEC 4.2); N >= 0: the target is 1
-                          // for steps 0..N-1, then the ramp of lambda_warmup steps starts at N
+                          // for the first 100 steps regardless; docs/algorithm.md 4.2); N >= 0: the
+                          // target is 1 for steps 0..N-1, then the lambda_warmup ramp starts at N
     double flops_weight;  // weight of (mean F - target)^2
     int flops_group_size; // see DynamicTerms (0: the whole global batch). A group size dividing the
                           // micro-batch keeps the loss local to each pass; otherwise a group's
@@ -50,7 +50,7 @@ typedef struct {
     double bucket_mb;          // MiB of gradients per all-reduce bucket (0: 25)
     Dist *dist;                // the job's ranks; NULL: a single process
     double collective_timeout; // seconds a device collective may wait for the other ranks (0: forever)
-    int stratified;            // timesteps stratified over the schedule's quarters (SPEC 4.4)
+    int stratified;            // timesteps stratified over the schedule's quarters (docs/algorithm.md 4.4)
     OptimConfig optim;
     DyditTraining dydit; // used when model.dynamic
     uint64_t seed;
@@ -74,7 +74,7 @@ typedef struct {
     long stopped_at;              // SIGINT/SIGTERM: the step of the checkpoint written; else 0
 } TrainSummary;
 
-// The FLOPs target of `step` (SPEC 4.2).
+// The FLOPs target of `step` (docs/algorithm.md 4.2).
 double dydit_target_at(const DyditTraining *d, long step);
 // The straight-through temperature of `step` in a run of `steps` steps.
 double dydit_tau_at(const DyditTraining *d, long step, long steps);

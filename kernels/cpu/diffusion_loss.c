@@ -1,4 +1,4 @@
-// kernels/cpu/diffusion_loss.c: forward noising and the DiT training loss (SPEC 2.2, 2.3).
+// kernels/cpu/diffusion_loss.c: forward noising and the DiT training loss (docs/algorithm.md 2.2, 2.3).
 //
 // The arithmetic is float32 in the order of the reference PyTorch code, so the two agree to
 // float32 rounding; per-sample means are accumulated in double in element order.

@@ -1,5 +1,5 @@
 // kernels/cpu/routing.c: DyDiT's routing ops: ReLU for the token router, the straight-through
-// Gumbel-sigmoid, head / channel-group masks, and the realised FLOPs ratio (SPEC 3, 4.1).
+// Gumbel-sigmoid, head / channel-group masks, and the realised FLOPs ratio (docs/algorithm.md 3, 4.1).
 #include <math.h>
 
 #include "kernels/cpu/cpu_ops.h"

@@ -1,4 +1,4 @@
-// kernels/cpu/sampling.c: classifier-free guidance and the DDPM / DDIM update steps (SPEC 2.5-2.7);
+// kernels/cpu/sampling.c: classifier-free guidance and the DDPM / DDIM update steps (docs/algorithm.md 2.5-2.7);
 // the per-element formulas are kernels/diffusion_terms.h's.
 #include <math.h>
 

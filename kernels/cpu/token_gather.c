@@ -1,5 +1,5 @@
 // kernels/cpu/token_gather.c: DyDiT inference ops: packing the weight slices of active heads and
-// channel groups, and the gather / scatter of kept tokens around the token-pruned MLP (SPEC 5).
+// channel groups, and the gather / scatter of kept tokens around the token-pruned MLP (docs/algorithm.md 5).
 #include <math.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-// kernels/cuda/diffusion_loss.cu: forward noising and the DiT training loss (SPEC 2.2, 2.3), with
+// kernels/cuda/diffusion_loss.cu: forward noising and the DiT training loss (docs/algorithm.md 2.2, 2.3), with
 // the float32 arithmetic of kernels/cpu/diffusion_loss.c; per-sample means are block sums in double.
 #include <math.h>
 

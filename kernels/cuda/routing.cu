@@ -1,6 +1,6 @@
 // kernels/cuda/routing.cu: DyDiT's routing ops with the arithmetic of kernels/cpu/routing.c: ReLU
 // for the token router, the straight-through Gumbel-sigmoid, head / channel-group masks and the
-// realised FLOPs ratio (SPEC 3, 4.1). Sums are in double by fixed trees.
+// realised FLOPs ratio (docs/algorithm.md 3, 4.1). Sums are in double by fixed trees.
 #include "kernels/cuda/map.cuh"
 #include "kernels/cuda/reduce.cuh"
 

@@ -1,4 +1,4 @@
-// kernels/cuda/sampling.cu: classifier-free guidance and the DDPM / DDIM update steps (SPEC 2.5-2.7),
+// kernels/cuda/sampling.cu: classifier-free guidance and the DDPM / DDIM update steps (docs/algorithm.md 2.5-2.7),
 // the per-element formulas of kernels/diffusion_terms.h, as on the CPU. One thread per element.
 #include <math.h>
 

@@ -1,4 +1,4 @@
-// kernels/cuda/token_gather.cu: DyDiT inference ops (SPEC 5) with the arithmetic of
+// kernels/cuda/token_gather.cu: DyDiT inference ops (docs/algorithm.md 5) with the arithmetic of
 // kernels/cpu/token_gather.c: packing the weight slices of active heads and channel groups, and
 // the gather / scatter of kept tokens around the token-pruned MLP.
 #include "kernels/cuda/layernorm_row.cuh"

@@ -1,4 +1,4 @@
-"""Independent PyTorch reference of DiT and DyDiT and their training losses, written from SPEC 1-4.
+"""Independent PyTorch reference of DiT and DyDiT and their training losses, written from docs/algorithm.md 1-4.
 
 It is the yardstick for `dydit forward` and `dydit grad`: the same command line, the same
 safetensors tensor names, computed by default in float64 (weights and inputs upcast from their
@@ -10,7 +10,7 @@ Gradients come from autograd, so they are independent of any hand-written backwa
                                [--stage 1|2] [--target F] [--tau T] [--flops-weight W]
 
 Weights with router tensors (`blocks.{i}.attn_rate.router.weight`, ...) make the model a DyDiT
-(class DyDiT, SPEC 3); the DyDiT options are ignored for a plain DiT. DyDiT commands:
+(class DyDiT, docs/algorithm.md 3); the DyDiT options are ignored for a plain DiT. DyDiT commands:
   forward: eval mode (no noise): `out` (B, C_out, H, W) of the dynamic path (--complete: of the
            complete path, i.e. the plain DiT on the same weights) and the hard masks `attn_mask`
            (B, L, H), `mlp_mask` (B, L, H), `token_mask` (B, L, N) as float 0/1.
@@ -38,7 +38,7 @@ LN_EPS = 1e-6
 MAX_PERIOD = 10000.0
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
-# DyDiT defaults (SPEC 3.3, 4.1): Gumbel-sigmoid temperature, FLOPs target and FLOPs-loss weight.
+# DyDiT defaults (docs/algorithm.md 3.3, 4.1): Gumbel-sigmoid temperature, FLOPs target and FLOPs-loss weight.
 TAU = 5.0
 FLOPS_TARGET = 1.0
 FLOPS_WEIGHT = 2.0
@@ -63,7 +63,7 @@ class DitConfig:
     mlp_ratio: float = 4.0
     class_dropout: float = 0.1
     frequency_size: int = 256
-    dynamic: bool = False  # DyDiT: the routers of SPEC 7.2 exist (set from the tensors, not the metadata)
+    dynamic: bool = False  # DyDiT: the routers of docs/algorithm.md 7.2 exist (set from the tensors, not the metadata)
     router_input: "str | None" = None  # DyDiT width-router input, one of ROUTER_INPUTS; None: unstated (= "timestep")
 
     @property
@@ -162,7 +162,7 @@ class DitConfig:
 
     @classmethod
     def from_tensors(cls, tensors, heads, input_size=None):
-        """SPEC 7.6: everything but the head count follows from the shapes (DyDiT: heads too).
+        """docs/algorithm.md 7.6: everything but the head count follows from the shapes (DyDiT: heads too).
 
         The label table is assumed to end with a null-class row, as in every official checkpoint;
         the latent size comes from pos_embed when present; a DyDiT's head count is its width
@@ -199,8 +199,8 @@ class DitConfig:
 
 
 def param_shapes(cfg):
-    """Official DiT state-dict names and shapes (SPEC 7.1), pos_embed included, in state-dict order;
-    a DyDiT config adds each block's routers (SPEC 7.2) after the block's DiT tensors."""
+    """Official DiT state-dict names and shapes (docs/algorithm.md 7.1), pos_embed included, in state-dict order;
+    a DyDiT config adds each block's routers (docs/algorithm.md 7.2) after the block's DiT tensors."""
     D, M, H, R = cfg.hidden, cfg.mlp_hidden, cfg.heads, cfg.token_router_hidden
     shapes = {
         "pos_embed": (1, cfg.tokens, D),
@@ -260,7 +260,7 @@ def sincos_1d(size, positions):
 def sincos_pos_embed(hidden, grid):
     """(grid*grid, hidden) float64, token n = row*grid + col.
 
-    SPEC 1.4: the first hidden/2 channels encode the column, the second half the row.
+    docs/algorithm.md 1.4: the first hidden/2 channels encode the column, the second half the row.
     """
     rows, cols = np.divmod(np.arange(grid * grid, dtype=np.float64), grid)
     return np.concatenate([sincos_1d(hidden // 2, cols), sincos_1d(hidden // 2, rows)], axis=1)
@@ -386,7 +386,7 @@ class DiT:
     def forward(self, x, t, y):
         """x (B, C, H, W), t (B) timesteps, y (B) int64 labels -> (B, C_out, H, W).
 
-        For a DyDiT this is the complete path: the same weights, routers unused (SPEC 3.7).
+        For a DyDiT this is the complete path: the same weights, routers unused (docs/algorithm.md 3.7).
         """
         tokens = self.embed_patches(x.to(self.dtype))
         silu_c = F.silu(self.condition(t, y))
@@ -396,11 +396,11 @@ class DiT:
 
 
 # ----------------------------------------------------------------------------------------------
-# DyDiT (SPEC 3, 4.1)
+# DyDiT (docs/algorithm.md 3, 4.1)
 
 
 def straight_through_gate(z, noise, tau):
-    """Straight-through Gumbel-sigmoid (SPEC 3.3) on logits z with logistic noise (None: 0).
+    """Straight-through Gumbel-sigmoid (docs/algorithm.md 3.3) on logits z with logistic noise (None: 0).
 
     Value: exactly hard = 1[z + noise > 0] (strict). Gradient: that of soft = sigmoid((z + noise)/tau),
     via hard + (soft - soft.detach()), whose value is hard + 0 exactly (the usual
@@ -413,14 +413,14 @@ def straight_through_gate(z, noise, tau):
 
 
 def block_macs(cfg):
-    """One block's multiply-adds for one sample (SPEC 1.2): (ATTN, MLP) = (4ND^2 + 2N^2 D, 2NDM)."""
+    """One block's multiply-adds for one sample (docs/algorithm.md 1.2): (ATTN, MLP) = (4ND^2 + 2N^2 D, 2NDM)."""
     N, D, M = cfg.tokens, cfg.hidden, cfg.mlp_hidden
     return 4 * N * D * D + 2 * N * N * D, 2 * N * D * M
 
 
 def flops_ratio(cfg, head, chan, token):
     """Realised compute ratio per sample F (B,) from masks head (B, L, H), chan (B, L, H), token (B, L, N):
-    sum_l (mean_h head * ATTN + mean_h chan * mean_n token * MLP) / (L (ATTN + MLP)) (SPEC 4.1)."""
+    sum_l (mean_h head * ATTN + mean_h chan * mean_n token * MLP) / (L (ATTN + MLP)) (docs/algorithm.md 4.1)."""
     attn, mlp = block_macs(cfg)
     a, g, k = head.mean(dim=-1), chan.mean(dim=-1), token.mean(dim=-1)  # (B, L) each
     return (a * attn + g * k * mlp).sum(dim=-1) / (cfg.depth * (attn + mlp))
@@ -529,7 +529,7 @@ def make_model(cfg, state, dtype=torch.float64):
 
 
 class Diffusion:
-    """Linear-beta DDPM schedule (SPEC 2.1) and the training loss (SPEC 2.3).
+    """Linear-beta DDPM schedule (docs/algorithm.md 2.1) and the training loss (docs/algorithm.md 2.3).
 
     Tables are float64; per-sample coefficients are gathered from them and then cast to the
     compute dtype (float32 in the official code).
@@ -583,7 +583,7 @@ class Diffusion:
         return torch.where(t == 0, nll, kl)
 
     def sample_losses(self, out, x0, x_t, noise, t, learn_sigma):
-        """Per-sample (mse, vb), each (B,), of a model output (SPEC 2.3); vb sees eps_hat detached."""
+        """Per-sample (mse, vb), each (B,), of a model output (docs/algorithm.md 2.3); vb sees eps_hat detached."""
         C = x0.shape[1]
         eps = out[:, :C]
         mse = ((noise - eps) ** 2).mean(dim=(1, 2, 3))
@@ -594,7 +594,7 @@ class Diffusion:
         return mse, vb
 
     def training_losses(self, model, x0, noise, t, y):
-        """Batch means {loss, mse, vb}; loss = MSE(eps) + VB with the mean frozen (SPEC 2.3)."""
+        """Batch means {loss, mse, vb}; loss = MSE(eps) + VB with the mean frozen (docs/algorithm.md 2.3)."""
         x0, noise = x0.to(model.dtype), noise.to(model.dtype)
         x_t = self.q_sample(x0, noise, t)
         mse, vb = self.sample_losses(model.forward(x_t, t, y), x0, x_t, noise, t, model.cfg.learn_sigma)
@@ -602,7 +602,7 @@ class Diffusion:
 
     def dydit_losses(self, model, x0, noise, t, y, gumbel=None, stage=2, y_complete=None, target=FLOPS_TARGET,
                      tau=TAU, flops_weight=FLOPS_WEIGHT):
-        """Batch means of the DyDiT objective (SPEC 4.1, 4.3).
+        """Batch means of the DyDiT objective (docs/algorithm.md 4.1, 4.3).
 
         Stage 2: loss = mse + vb (dynamic path, noise `gumbel`) + flops_loss with
         flops_loss = flops_weight * (mean_b F - target)^2. Stage 1 adds complete_mse + complete_vb,

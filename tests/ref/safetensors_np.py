@@ -1,4 +1,4 @@
-"""Minimal safetensors reader/writer on numpy alone (SPEC 7.5).
+"""Minimal safetensors reader/writer on numpy alone (docs/algorithm.md 7.5).
 
 The test fixtures must be readable and writable by the system python3, which has numpy and torch
 but not the `safetensors` package, so this module implements the format directly:

@@ -1,4 +1,4 @@
-"""An independent reference of DiT sampling (SPEC 2.4-2.7) on the float64 reference model: timestep
+"""An independent reference of DiT sampling (docs/algorithm.md 2.4-2.7) on the float64 reference model: timestep
 respacing, classifier-free guidance on the combined batch, ancestral DDPM and DDIM. It replays the
 initial latents and per-step noise that `dydit sample --trace` recorded and compares its final
 latents with the ones `dydit sample --latents` wrote.
@@ -42,7 +42,7 @@ def space_timesteps(total, spec):
 
 
 class Respaced:
-    """The float64 tables of the schedule restricted to the kept steps (SPEC 2.4)."""
+    """The float64 tables of the schedule restricted to the kept steps (docs/algorithm.md 2.4)."""
 
     def __init__(self, spec):
         base = dit_ref.Diffusion()

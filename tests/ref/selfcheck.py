@@ -1,6 +1,6 @@
 """Checks of the Python reference itself; needs no C code.
 
-Each check compares the reference with something it does not share code with: SPEC numbers,
+Each check compares the reference with something it does not share code with: the numbers of docs/algorithm.md,
 closed forms, element-by-element formulas or PyTorch's own modules. Prints PASS/FAIL lines and
 exits non-zero on any failure.
 """
@@ -88,7 +88,7 @@ def check_schedule():
     abar = dit_ref.Diffusion().alphas_cumprod
     spec = {0: 0.99990, 249: 0.524085, 499: 0.078587, 749: 0.0033506, 999: 4.0358e-5}
     worst = max(abs(abar[t] - v) / v for t, v in spec.items())
-    check(worst < 5e-5, "schedule_alphas_cumprod", f"worst rel {worst:.1g} vs SPEC 2.1")
+    check(worst < 5e-5, "schedule_alphas_cumprod", f"worst rel {worst:.1g} vs docs/algorithm.md 2.1")
 
 
 def check_pos_embed_xl2():
@@ -105,7 +105,7 @@ def check_pos_embed_xl2():
 
 
 def check_param_counts():
-    spec = {  # SPEC 1.2: totals for patch 2 / 4 / 8 and trainable at patch 2
+    spec = {  # docs/algorithm.md 1.2: totals for patch 2 / 4 / 8 and trainable at patch 2
         (12, 384, 6): (32963360, 32945024, 33148160, 32865056),
         (12, 768, 12): (130512416, 130475648, 130881536, 130315808),
         (24, 1024, 16): (458102816, 458053760, 458594816, 457840672),
@@ -368,7 +368,7 @@ def check_forced_column():
 
 def check_mixed_masks_placement():
     """Random routers: every sample's output equals a DiT with that sample's head/group masks
-    written into its weights (tokens all on), so heads and groups sit where SPEC 3.5 puts them."""
+    written into its weights (tokens all on), so heads and groups sit where docs/algorithm.md 3.5 puts them."""
     cfg, weights = dydit_model(seed=7)
     set_router_biases(cfg, weights, token=1e4)
     forward_in, _ = dydit_inputs(cfg, seed=8)
@@ -388,7 +388,8 @@ def check_mixed_masks_placement():
 
 
 def check_flops_ratio():
-    """F of hand-set masks against a direct count of the active multiply-adds; ATTN/MLP against SPEC 1.2."""
+    """F of hand-set masks against a direct count of the active multiply-adds; ATTN/MLP against
+    docs/algorithm.md 1.2."""
     spec = {(1152, 256): (1.509949440e9, 2.717908992e9), (384, 256): (0.201326592e9, 0.301989888e9),
             (1024, 64): (0.276824064e9, 0.536870912e9)}
     table_ok = all(dit_ref.block_macs(dit_ref.DitConfig(1, D, 16, 32 // math.isqrt(N), 4, 32, 10)) == want

@@ -1,6 +1,6 @@
-"""Independent PyTorch reference of the Stable Diffusion KL-f8 VAE, written from SPEC 8.
+"""Independent PyTorch reference of the Stable Diffusion KL-f8 VAE, written from docs/algorithm.md 8.
 
-It is the yardstick for model/vae.c: the parameters under the diffusers names (SPEC 8.4) with
+It is the yardstick for model/vae.c: the parameters under the diffusers names (docs/algorithm.md 8.4) with
 their shapes for any configuration, the renaming to the legacy diffusers attention names and to
 the CompVis names, and the encoder and decoder as plain functional code. The parity cases run it
 in float64, so its own rounding is negligible next to the C float32 result.
@@ -75,7 +75,7 @@ def _mid(shapes, prefix, c):
 
 
 def param_shapes(cfg):
-    """diffusers name -> shape of every parameter (SPEC 8.2-8.4), encoder first."""
+    """diffusers name -> shape of every parameter (docs/algorithm.md 8.2-8.4), encoder first."""
     ch, n, z = cfg.channels, cfg.levels, cfg.latent_channels
     shapes = {}
     _conv(shapes, "encoder.conv_in", cfg.image_channels, ch[0], 3)
@@ -108,7 +108,7 @@ def param_shapes(cfg):
 
 
 # ----------------------------------------------------------------------------------------------
-# Other namings (SPEC 8.4)
+# Other namings (docs/algorithm.md 8.4)
 
 _LEGACY_ATTENTION = {".to_q.": ".query.", ".to_k.": ".key.", ".to_v.": ".value.", ".to_out.0.": ".proj_attn."}
 _COMPVIS_ATTENTION = {
