@@ -38,6 +38,13 @@ struct DitInfer {
     int32_t *host_rows, *host_blocks;
     WidthEntry *widths;
     int width_count, width_capacity;
+    // routers reading the class (router_input condition): each row's own pattern, rows grouped by it
+    int per_row;
+    uint8_t *row_heads, *row_groups; // (B, L, H) host
+    int32_t *host_order, *order;     // (B) rows sorted by group (host, backend), and its inverse
+    int32_t *host_inverse, *inverse;
+    int *group_start;                        // (B + 1) first position of each group in the order
+    float *x_sorted, *mod_sorted, *out_sorted; // (B, C*H*W), (B, mod width), (B, C_out*H*W)
     LayerPack *packs;
     long repacks;
     InferStats stats;
@@ -48,9 +55,6 @@ static void *backend_alloc(DitInfer *e, size_t floats) { return e->ops->alloc(fl
 DitInfer *dit_infer_create(const DitModel *m, int capacity, int dynamic) {
     const DitConfig *c = &m->cfg;
     if (dynamic && !c->dynamic) die("internal: a dynamic engine needs a DyDiT");
-    if (dynamic && c->router_input == ROUTER_INPUT_CONDITION) // widths_at lets row 0 speak for the batch
-        die("the dynamic engine shares one width pattern per timestep; routers reading the class (router_input "
-            "condition) need the complete network (--complete)");
     DitInfer *e = xcalloc(1, sizeof(DitInfer));
     e->m = m;
     e->ops = m->ops;
@@ -87,12 +91,26 @@ DitInfer *dit_infer_create(const DitModel *m, int capacity, int dynamic) {
         e->mlp_logits = backend_alloc(e, B * L * (H - 1));
         e->rows = e->ops->alloc(BT * sizeof(int32_t));
         e->blocks = e->ops->alloc(H * sizeof(int32_t));
-        size_t logits = BT > L * (H - 1) ? BT : L * (H - 1);
+        size_t routed = B * L * (H - 1), logits = BT > routed ? BT : routed;
         e->host_logits = xmalloc(logits * sizeof(float));
         e->host_token_keep = xcalloc(B * L * T, sizeof(float));
         e->host_rows = xmalloc(BT * sizeof(int32_t));
         e->host_blocks = xmalloc(H * sizeof(int32_t));
         e->packs = xcalloc(L, sizeof(LayerPack));
+    }
+    e->per_row = dynamic && c->router_input == ROUTER_INPUT_CONDITION;
+    if (e->per_row) {
+        size_t image = (size_t)c->in_channels * c->input_size * c->input_size;
+        e->row_heads = xmalloc(B * L * H);
+        e->row_groups = xmalloc(B * L * H);
+        e->host_order = xmalloc(B * sizeof(int32_t));
+        e->host_inverse = xmalloc(B * sizeof(int32_t));
+        e->order = e->ops->alloc(B * sizeof(int32_t));
+        e->inverse = e->ops->alloc(B * sizeof(int32_t));
+        e->group_start = xmalloc((B + 1) * sizeof(int));
+        e->x_sorted = backend_alloc(e, B * image);
+        e->mod_sorted = backend_alloc(e, B * dit_mod_width(c));
+        e->out_sorted = backend_alloc(e, B * image / c->in_channels * dit_out_channels(c));
     }
     return e;
 }
@@ -104,7 +122,8 @@ void dit_infer_destroy(DitInfer *e) {
                        e->t_act,       e->emb_t,      e->emb_y, e->c,          e->c_act,        e->mod,
                        e->mean,        e->rstd,       e->ln,    e->qkv,        e->probs,        e->att,
                        e->proj,        e->fc1,        e->fc2,   e->out_tokens, e->token_hidden, e->token_logits,
-                       e->attn_logits, e->mlp_logits, e->rows,  e->blocks};
+                       e->attn_logits, e->mlp_logits, e->rows,  e->blocks,     e->order,        e->inverse,
+                       e->x_sorted,    e->mod_sorted, e->out_sorted};
     for (size_t i = 0; i < sizeof(backend) / sizeof(backend[0]); i++) ops->release(backend[i]);
     if (e->packs)
         for (int l = 0; l < e->m->cfg.depth; l++) {
@@ -124,6 +143,11 @@ void dit_infer_destroy(DitInfer *e) {
     free(e->host_token_keep);
     free(e->host_rows);
     free(e->host_blocks);
+    free(e->row_heads);
+    free(e->row_groups);
+    free(e->host_order);
+    free(e->host_inverse);
+    free(e->group_start);
     free(e);
 }
 
@@ -131,15 +155,36 @@ InferStats dit_infer_stats(const DitInfer *e) { return e->stats; }
 const float *dit_infer_token_keep(const DitInfer *e) { return e->host_token_keep; }
 long dit_infer_repacks(const DitInfer *e) { return e->repacks; }
 
-// Width decisions of every layer at timestep t: computed from the routers the first time t is
-// seen (every sample of the batch shares t, so row 0 speaks for all), then looked up.
-static const WidthEntry *widths_at(DitInfer *e, float t, int B) {
-    for (int i = 0; i < e->width_count; i++)
-        if (e->widths[i].t == t) return &e->widths[i];
+// Routers' decisions of every layer for rows [0, B) of `in` (B, D) into heads and groups (B, L, H).
+static void decide_widths(DitInfer *e, const float *in, int B, uint8_t *heads, uint8_t *groups) {
     const DitModel *m = e->m;
     const DitConfig *c = &m->cfg;
     int L = c->depth, H = c->heads, routed = L * (H - 1);
-    const float *in = c->router_input == ROUTER_INPUT_CONDITION ? e->c : e->emb_t;
+    const float *weights[2] = {m->w.attn_router_w, m->w.mlp_router_w},
+                *biases[2] = {m->w.attn_router_b, m->w.mlp_router_b};
+    float *logits[2] = {e->attn_logits, e->mlp_logits};
+    uint8_t *decisions[2] = {heads, groups};
+    for (int kind = 0; kind < 2; kind++) {
+        e->ops->matmul_forward(logits[kind], in, weights[kind], biases[kind], B, c->hidden, routed);
+        e->ops->download(e->host_logits, logits[kind], (size_t)B * routed * sizeof(float));
+        for (int b = 0; b < B; b++)
+            for (int l = 0; l < L; l++) {
+                uint8_t *d = decisions[kind] + ((size_t)b * L + l) * H;
+                const float *z = e->host_logits + (size_t)b * routed + l * (H - 1);
+                d[0] = 1; // index 0 is always on
+                for (int h = 1; h < H; h++) d[h] = z[h - 1] > e->threshold;
+            }
+    }
+}
+
+// Width decisions of every layer at timestep t, for routers that read the timestep only: computed
+// the first time t is seen (every sample of the batch shares t, so row 0 speaks for all), then
+// looked up.
+static const WidthEntry *widths_at(DitInfer *e, float t) {
+    for (int i = 0; i < e->width_count; i++)
+        if (e->widths[i].t == t) return &e->widths[i];
+    const DitConfig *c = &e->m->cfg;
+    int L = c->depth, H = c->heads;
     if (e->width_count == e->width_capacity) {
         e->width_capacity = e->width_capacity ? 2 * e->width_capacity : 64;
         e->widths = xrealloc(e->widths, (size_t)e->width_capacity * sizeof(WidthEntry));
@@ -148,19 +193,33 @@ static const WidthEntry *widths_at(DitInfer *e, float t, int B) {
     w->t = t;
     w->heads = xmalloc((size_t)L * H);
     w->groups = xmalloc((size_t)L * H);
-    const float *weights[2] = {m->w.attn_router_w, m->w.mlp_router_w},
-                *biases[2] = {m->w.attn_router_b, m->w.mlp_router_b};
-    float *logits[2] = {e->attn_logits, e->mlp_logits};
-    uint8_t *decisions[2] = {w->heads, w->groups};
-    for (int kind = 0; kind < 2; kind++) {
-        e->ops->matmul_forward(logits[kind], in, weights[kind], biases[kind], B, c->hidden, routed);
-        e->ops->download(e->host_logits, logits[kind], (size_t)routed * sizeof(float));
-        for (int l = 0; l < L; l++) {
-            decisions[kind][l * H] = 1; // index 0 is always on
-            for (int h = 1; h < H; h++) decisions[kind][l * H + h] = e->host_logits[l * (H - 1) + h - 1] > e->threshold;
-        }
-    }
+    decide_widths(e, e->emb_t, 1, w->heads, w->groups);
     return w;
+}
+
+// Routers reading the class: every row's decisions, and the rows sorted into groups of equal
+// patterns (host_order, group_start; host_inverse maps a row to its sorted position). Returns the
+// number of groups.
+static int group_rows_by_widths(DitInfer *e, int B) {
+    const DitConfig *c = &e->m->cfg;
+    size_t LH = (size_t)c->depth * c->heads;
+    decide_widths(e, e->c, B, e->row_heads, e->row_groups);
+    int groups = 0, placed = 0;
+    uint8_t *grouped = xcalloc((size_t)B, 1);
+    for (int b = 0; b < B; b++) {
+        if (grouped[b]) continue;
+        e->group_start[groups++] = placed;
+        for (int r = b; r < B; r++)
+            if (!grouped[r] && !memcmp(e->row_heads + r * LH, e->row_heads + b * LH, LH) &&
+                !memcmp(e->row_groups + r * LH, e->row_groups + b * LH, LH)) {
+                grouped[r] = 1;
+                e->host_inverse[r] = placed;
+                e->host_order[placed++] = r;
+            }
+    }
+    e->group_start[groups] = B;
+    free(grouped);
+    return groups;
 }
 
 static int count_on(const uint8_t *pattern, int n) {
@@ -213,8 +272,9 @@ static void pack_layer(DitInfer *e, int l, const uint8_t *heads, const uint8_t *
 }
 
 // Layer l's token decisions: kept rows of the batch into e->rows (returned count K), and the
-// host copy of the decisions.
-static int route_tokens(DitInfer *e, int l, int B) {
+// host copy of the decisions at the rows' places in the caller's batch (row_ids: batch row of each
+// of the B rows; NULL: the same).
+static int route_tokens(DitInfer *e, int l, int B, const int32_t *row_ids) {
     const DitModel *m = e->m;
     const Ops *ops = e->ops;
     const DitConfig *c = &m->cfg;
@@ -228,14 +288,25 @@ static int route_tokens(DitInfer *e, int l, int B) {
     int K = 0;
     for (int r = 0; r < BT; r++) {
         int keep = e->host_logits[r] > e->threshold;
-        e->host_token_keep[((size_t)(r / T) * L + l) * T + r % T] = (float)keep;
+        size_t row = row_ids ? (size_t)row_ids[r / T] : (size_t)(r / T);
+        e->host_token_keep[(row * L + l) * T + r % T] = (float)keep;
         if (keep) e->host_rows[K++] = r;
     }
     if (K > 0 && K < BT) ops->upload(e->rows, e->host_rows, (size_t)K * sizeof(int32_t));
     return K;
 }
 
-static void layer_forward(DitInfer *e, int l, int B, const WidthEntry *w) {
+// How one pass of the layers runs: its rows' width pattern (L, H) each for heads and groups (NULL:
+// every unit), their modulation rows (B, mod width), where their token decisions go (route_tokens'
+// row_ids) and their share of the whole batch (for the keep statistics).
+typedef struct {
+    const uint8_t *heads, *groups;
+    const float *mod;
+    const int32_t *row_ids;
+    double share;
+} RowPass;
+
+static void layer_forward(DitInfer *e, int l, int B, const RowPass *pass) {
     const DitModel *m = e->m;
     const Ops *ops = e->ops;
     const DitConfig *c = &m->cfg;
@@ -243,8 +314,9 @@ static void layer_forward(DitInfer *e, int l, int B, const WidthEntry *w) {
         MW = dit_mod_width(c);
     int BT = B * T, R = dit_token_router_hidden(c);
     size_t Dz = (size_t)D;
-    const float *mod = e->mod + (size_t)l * 6 * Dz;
-    const uint8_t *heads = w ? w->heads + (size_t)l * H : NULL, *groups = w ? w->groups + (size_t)l * H : NULL;
+    const float *mod = pass->mod + (size_t)l * 6 * Dz;
+    const uint8_t *heads = pass->heads ? pass->heads + (size_t)l * H : NULL;
+    const uint8_t *groups = pass->groups ? pass->groups + (size_t)l * H : NULL;
     int a = heads ? count_on(heads, H) : H, g = groups ? count_on(groups, H) : H, width = g * (M / H);
     const LayerPack *p = NULL;
     if (a < H || g < H) {
@@ -266,7 +338,7 @@ static void layer_forward(DitInfer *e, int l, int B, const WidthEntry *w) {
     // the MLP on the kept tokens, narrowed to the active channel groups
     int K = BT;
     if (e->dynamic) {
-        K = route_tokens(e, l, B);
+        K = route_tokens(e, l, B, pass->row_ids);
         macs += (double)BT * (D * R + R);
     }
     if (K > 0) {
@@ -288,28 +360,22 @@ static void layer_forward(DitInfer *e, int l, int B, const WidthEntry *w) {
         macs += 2.0 * K * D * width;
     }
     e->stats.macs += macs;
-    e->stats.head_keep += (double)a / H;
-    e->stats.group_keep += (double)g / H;
-    e->stats.token_keep += (double)K / BT;
+    e->stats.head_keep += pass->share * a / H;
+    e->stats.group_keep += pass->share * g / H;
+    e->stats.token_keep += pass->share * K / BT;
 }
 
-void dit_infer_forward(DitInfer *e, const float *x, float t, const int32_t *y, int B, float *out) {
-    if (B > e->capacity) die("internal: batch %d exceeds the engine's %d", B, e->capacity);
-    const DitModel *m = e->m;
+// Conditioning of B rows at timestep t with labels y: emb_t, c and every layer's modulation (mod).
+static void embed_conditions(DitInfer *e, float t, const int32_t *y, int B) {
     const Ops *ops = e->ops;
-    const DitConfig *c = &m->cfg;
-    const DitWeights *w = &m->w;
-    int T = dit_tokens(c), D = c->hidden, L = c->depth, S = c->input_size, BT = B * T;
-
+    const DitConfig *c = &e->m->cfg;
+    const DitWeights *w = &e->m->w;
+    int D = c->hidden;
     float *t_host = xmalloc((size_t)B * sizeof(float));
     for (int b = 0; b < B; b++) t_host[b] = t;
     ops->upload(e->t, t_host, (size_t)B * sizeof(float));
     ops->upload(e->y, y, (size_t)B * sizeof(int32_t));
     free(t_host);
-
-    ops->patchify(e->patches, x, B, c->in_channels, S, S, c->patch);
-    ops->matmul_forward(e->x_tokens, e->patches, w->x_embed_w, w->x_embed_b, BT, dit_patch_in(c), D);
-    ops->add_broadcast(e->x_tokens, w->pos_embed, B, (size_t)T * D);
     ops->timestep_embedding(e->t_freq, e->t, B, c->frequency_size, 10000.0f);
     ops->matmul_forward(e->t_hidden, e->t_freq, w->t_fc1_w, w->t_fc1_b, B, c->frequency_size, D);
     ops->silu_forward(e->t_act, e->t_hidden, (size_t)B * D);
@@ -318,21 +384,76 @@ void dit_infer_forward(DitInfer *e, const float *x, float t, const int32_t *y, i
     ops->add(e->c, e->emb_t, e->emb_y, (size_t)B * D);
     ops->silu_forward(e->c_act, e->c, (size_t)B * D);
     ops->matmul_forward(e->mod, e->c_act, w->ada_w, w->ada_b, B, D, dit_mod_width(c));
+}
 
-    memset(&e->stats, 0, sizeof(e->stats));
-    const WidthEntry *widths = e->dynamic ? widths_at(e, t, B) : NULL;
-    for (int l = 0; l < L; l++) layer_forward(e, l, B, widths);
-    e->stats.head_keep /= L;
-    e->stats.group_keep /= L;
-    e->stats.token_keep /= L;
-
-    const float *fmod = e->mod + (size_t)6 * D * L;
-    int MW = dit_mod_width(c);
+// out (B, C_out, H, W) = the network on x (B, C, H, W), whose conditioning is pass->mod.
+static void run_rows(DitInfer *e, const float *x, int B, const RowPass *pass, float *out) {
+    const Ops *ops = e->ops;
+    const DitConfig *c = &e->m->cfg;
+    const DitWeights *w = &e->m->w;
+    int T = dit_tokens(c), D = c->hidden, L = c->depth, S = c->input_size, BT = B * T, MW = dit_mod_width(c);
+    ops->patchify(e->patches, x, B, c->in_channels, S, S, c->patch);
+    ops->matmul_forward(e->x_tokens, e->patches, w->x_embed_w, w->x_embed_b, BT, dit_patch_in(c), D);
+    ops->add_broadcast(e->x_tokens, w->pos_embed, B, (size_t)T * D);
+    for (int l = 0; l < L; l++) layer_forward(e, l, B, pass);
+    const float *fmod = pass->mod + (size_t)6 * D * L;
     ops->layernorm_modulate_forward(e->ln, e->mean, e->rstd, e->x_tokens, fmod, fmod + D, MW, B, T, D);
     ops->matmul_forward(e->out_tokens, e->ln, w->final_w, w->final_b, BT, D, dit_patch_out(c));
     ops->unpatchify_forward(out, e->out_tokens, B, dit_out_channels(c), S, S, c->patch);
+}
 
-    double outside = dit_outside_block_macs(c) * B;
-    e->stats.macs += outside;
+// Routers reading the class: the rows sorted by width pattern, each group of equal patterns run
+// as one narrowed batch, the outputs put back in the caller's order.
+static void run_grouped(DitInfer *e, const float *x, int B, float *out) {
+    const Ops *ops = e->ops;
+    const DitConfig *c = &e->m->cfg;
+    size_t LH = (size_t)c->depth * c->heads, MW = (size_t)dit_mod_width(c);
+    size_t image = (size_t)c->in_channels * c->input_size * c->input_size;
+    size_t out_image = image / c->in_channels * dit_out_channels(c);
+    int groups = group_rows_by_widths(e, B);
+    e->stats.width_groups = groups;
+    e->stats.macs += 2.0 * B * c->depth * (c->heads - 1) * c->hidden; // both width routers, every row
+    if (groups == 1) {
+        RowPass pass = {.heads = e->row_heads, .groups = e->row_groups, .mod = e->mod, .share = 1.0};
+        run_rows(e, x, B, &pass, out);
+        return;
+    }
+    ops->upload(e->order, e->host_order, (size_t)B * sizeof(int32_t));
+    ops->upload(e->inverse, e->host_inverse, (size_t)B * sizeof(int32_t));
+    ops->gather_blocks(e->x_sorted, x, e->order, 1, B, (int)image, B);
+    ops->gather_blocks(e->mod_sorted, e->mod, e->order, 1, B, (int)MW, B);
+    for (int g = 0; g < groups; g++) {
+        int first = e->group_start[g], n = e->group_start[g + 1] - first, row = e->host_order[first];
+        RowPass pass = {.heads = e->row_heads + row * LH,
+                        .groups = e->row_groups + row * LH,
+                        .mod = e->mod_sorted + first * MW,
+                        .row_ids = e->host_order + first,
+                        .share = (double)n / B};
+        run_rows(e, e->x_sorted + first * image, n, &pass, e->out_sorted + first * out_image);
+    }
+    ops->gather_blocks(out, e->out_sorted, e->inverse, 1, B, (int)out_image, B);
+}
+
+void dit_infer_forward(DitInfer *e, const float *x, float t, const int32_t *y, int B, float *out) {
+    if (B > e->capacity) die("internal: batch %d exceeds the engine's %d", B, e->capacity);
+    const DitConfig *c = &e->m->cfg;
+    int L = c->depth;
+    memset(&e->stats, 0, sizeof(e->stats));
+    embed_conditions(e, t, y, B);
+    if (e->per_row) {
+        run_grouped(e, x, B, out);
+    } else {
+        const WidthEntry *widths = e->dynamic ? widths_at(e, t) : NULL;
+        RowPass pass = {.heads = widths ? widths->heads : NULL,
+                        .groups = widths ? widths->groups : NULL,
+                        .mod = e->mod,
+                        .share = 1.0};
+        e->stats.width_groups = 1;
+        run_rows(e, x, B, &pass, out);
+    }
+    e->stats.head_keep /= L;
+    e->stats.group_keep /= L;
+    e->stats.token_keep /= L;
+    e->stats.macs += dit_outside_block_macs(c) * B;
     e->stats.static_macs = dit_forward_macs(c) * B;
 }

@@ -1,7 +1,9 @@
 // model/dit_infer.h: DiT / DyDiT inference. A forward keeps nothing for a backward, so one
 // layer's buffers serve every layer. For a DyDiT it is the engine that really skips work (docs/algorithm.md 5):
-//  - width: the routers' decisions depend on the timestep only; each timestep's active heads and
-//    channel groups of every layer are computed once and cached. Attention runs over all tokens
+//  - width: routers that read the timestep decide for the whole batch; each timestep's active heads
+//    and channel groups of every layer are computed once and cached. Routers that read the class
+//    (router_input condition) decide per row: the rows are sorted into groups of equal patterns,
+//    each group runs as one narrowed batch, and the outputs return to the caller's order. Attention runs over all tokens
 //    with the active heads only (qkv rows and proj columns of those heads, packed); the MLP uses
 //    the fc1 rows and fc2 columns of the active groups. Packed slices are kept per layer and
 //    re-packed only when the layer's pattern changes;
@@ -21,6 +23,7 @@ typedef struct {
     double macs;                              // multiply-adds of the last forward, whole batch, as executed
     double static_macs;                       // what the static model would have executed on that batch
     double head_keep, group_keep, token_keep; // DyDiT: fractions of heads, channel groups, tokens on
+    int width_groups; // DyDiT: distinct width patterns among the rows (1 unless the routers read the class)
 } InferStats;
 
 // An engine for batches of up to `capacity` samples. dynamic: 1 skips what a DyDiT's routers

@@ -63,6 +63,23 @@ PY
 else
     fail calibrate_meets_lambda "$(tail -n 2 "$work/cal.txt")"
 fi
+# Routers reading the class: sampled by the dynamic engine (rows grouped by width pattern) and
+# measured by flops --weights, both realising less than the static network.
+./dydit train "${tiny[@]}" --steps 2 --router-input condition --router-bias 0 --token-router-bias 0 \
+    --out "$work/cond" >"$work/out.txt" 2>&1 || fail condition_setup "$(tail -n 2 "$work/out.txt")"
+if ./dydit sample --weights "$work/cond/model.safetensors" --num 8 --steps 5 --batch 8 \
+    --latents "$work/cond/s.safetensors" >"$work/cond.txt" 2>&1; then
+    ratio=$(sed -n 's/.*ratio \([0-9.]*\)).*/\1/p' "$work/cond.txt")
+    awk -v r="$ratio" 'BEGIN { exit !(r > 0 && r < 0.95) }' && pass condition_router_samples_dynamically "ratio $ratio" ||
+        fail condition_router_samples_dynamically "ratio '$ratio'"
+else
+    fail condition_router_samples_dynamically "$(tail -n 1 "$work/cond.txt")"
+fi
+if ./dydit flops --weights "$work/cond/model.safetensors" --steps 5 --num 4 >"$work/cond_flops.txt" 2>&1; then
+    pass condition_router_flops "$(tail -n 1 "$work/cond_flops.txt")"
+else
+    fail condition_router_flops "$(tail -n 1 "$work/cond_flops.txt")"
+fi
 expect_error calibrate_needs_lambda "--lambda is required" ./dydit calibrate --weights "$work/cal/model.safetensors" --out "$work/x.safetensors"
 expect_error calibrate_refuses_a_dit "has no routers" ./dydit calibrate --weights models/fmnist-dit.safetensors --lambda 0.5 --out "$work/x.safetensors"
 exit $status

@@ -95,11 +95,27 @@ static void compare(const char *label, DitConfig cfg, int B, float t, int specia
         check(same, name,
               "kept per sample %d..%d of %d; heads %.2f groups %.2f tokens %.2f on; %.3g of %.3g static MACs", low,
               high, T, s.head_keep, s.group_keep, s.token_keep, s.macs, s.static_macs);
-        // a second call at the same timestep reuses the cached widths and packed slices
+        // the keep fractions against the masked forward's masks, over every row and layer
+        double heads_on = 0, tokens_on = 0;
+        for (size_t i = 0; i < (size_t)B * cfg.depth * cfg.heads; i++) heads_on += m.act.head_mask[i] > 0;
+        for (size_t i = 0; i < nt; i++) tokens_on += m.act.token_mask[i] > 0;
+        heads_on /= (double)B * cfg.depth * cfg.heads;
+        tokens_on /= (double)nt;
+        snprintf(name, sizeof(name), "infer.%s.keep_fractions", label);
+        check(fabs(s.head_keep - heads_on) < 1e-9 && fabs(s.token_keep - tokens_on) < 1e-9, name,
+              "heads %.4f vs masks %.4f, tokens %.4f vs %.4f", s.head_keep, heads_on, s.token_keep, tokens_on);
+        int per_row = cfg.router_input == ROUTER_INPUT_CONDITION;
+        if (per_row && !special_layers) { // the special layers force one pattern on every row
+            snprintf(name, sizeof(name), "infer.%s.rows_grouped_by_pattern", label);
+            check(s.width_groups > 1, name, "%d width patterns among %d rows", s.width_groups, B);
+        }
+        // a second call at the same timestep reuses the cached widths and packed slices (groups of
+        // rows with their own patterns re-pack them in turn)
         long packs = dit_infer_repacks(e);
         dit_infer_forward(e, m.act.x, t, y, B, out);
-        snprintf(name, sizeof(name), "infer.%s.slices_reused", label);
-        check(dit_infer_repacks(e) == packs && rel_error(out, m.act.out, nout) == err, name, "%ld packs", packs);
+        snprintf(name, sizeof(name), "infer.%s.%s", label, per_row ? "second_call_same" : "slices_reused");
+        check((per_row || dit_infer_repacks(e) == packs) && rel_error(out, m.act.out, nout) == err, name,
+              "%ld packs", packs);
     }
     dit_infer_destroy(e);
     free(ts), free(out), free(y);
@@ -112,5 +128,11 @@ int main(void) {
     compare("dydit_random", config(1, 3, 64, 4, 2, 8), 4, 250.0f, 0, 1);
     compare("dydit_special_layers", config(1, 4, 48, 3, 2, 8), 5, 999.0f, 1, 1);
     compare("dydit_head_dim72", config(1, 2, 144, 2, 4, 8), 2, 10.0f, 0, 1);
+    // routers reading the class: the rows of one batch (the null label's included) take different
+    // width patterns, which the engine runs as separate narrowed groups
+    DitConfig condition = config(1, 3, 64, 4, 2, 8);
+    condition.router_input = ROUTER_INPUT_CONDITION;
+    compare("dydit_condition_router", condition, 6, 250.0f, 0, 1);
+    compare("dydit_condition_router_special_layers", (condition.depth = 4, condition), 6, 999.0f, 1, 1);
     return check_exit();
 }

@@ -149,9 +149,6 @@ int cmd_sample(int argc, char **argv) {
     if ((o.dynamic || o.complete || o.masks) && !c->dynamic)
         die("--dynamic, --complete and --save-masks need DyDiT weights");
     int dynamic = c->dynamic && !o.complete;
-    if (dynamic && c->router_input == ROUTER_INPUT_CONDITION)
-        die("the dynamic engine shares one width pattern per timestep; routers reading the class (router_input "
-            "condition) need --complete");
 
     Vae *vae = NULL;
     char err[1024];
