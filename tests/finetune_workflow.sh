@@ -75,6 +75,11 @@ if ./dydit sample --weights "$work/cond/model.safetensors" --num 8 --steps 5 --b
 else
     fail condition_router_samples_dynamically "$(tail -n 1 "$work/cond.txt")"
 fi
+# the grouped engine hands only backend buffers to the ops: the guarded backend writes the same bits
+./dydit sample --device cpu-guarded --weights "$work/cond/model.safetensors" --num 8 --steps 5 --batch 8 \
+    --latents "$work/cond/g.safetensors" >"$work/cond_guarded.txt" 2>&1 &&
+    cmp -s "$work/cond/g.safetensors" "$work/cond/s.safetensors" && pass condition_router_guarded_same_bits ||
+    fail condition_router_guarded_same_bits "$(tail -n 1 "$work/cond_guarded.txt")"
 if ./dydit flops --weights "$work/cond/model.safetensors" --steps 5 --num 4 >"$work/cond_flops.txt" 2>&1; then
     pass condition_router_flops "$(tail -n 1 "$work/cond_flops.txt")"
 else
