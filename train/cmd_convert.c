@@ -24,13 +24,20 @@ int cmd_convert(int argc, char **argv) {
     hint_options_add(&ho, options, 3);
     OptionSet set = {"convert",
                      "Normalise a safetensors weights file: official names, F32, the configuration stored in its "
-                     "metadata. (.pt checkpoints: first run tools/convert_checkpoint.py.)",
+                     "metadata. (.pt checkpoints: first run tools/convert_checkpoint.py; back to .pt: "
+                     "tools/export_checkpoint.py.)",
                      "dydit convert --in A.safetensors --out B.safetensors [--model DiT-XL/2 | --heads 16]\n"
                      "       dydit convert --in RUN_OR_CHECKPOINT_DIR [--weights ema|raw] --out B.safetensors",
                      options, 3 + HINT_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!in || !out) die("--in and --out are required (see dydit convert --help)");
     if (strcmp(which, "ema") && strcmp(which, "raw")) die("--weights must be 'ema' or 'raw' (got '%s')", which);
+    // Writing safetensors bytes under another name (x.pt) would only fail later, in the reader.
+    if (!ends_with(out, ".safetensors"))
+        die("%s: dydit convert writes .safetensors only; for a PyTorch .pt, convert to W.safetensors and run "
+            "/usr/bin/python3 tools/export_checkpoint.py W.safetensors OUT.pt",
+            out);
+    if (make_parent_dirs(out)) die("%s: cannot create its directory", out);
     char *from_checkpoint = NULL;
     if (dir_exists(in)) {
         char *dir = checkpoint_resolve(in);

@@ -142,8 +142,19 @@ void write_flops_outputs(const char *dir, const SamplerStepStats *stats, int ste
     }
     fclose(f);
     free(path);
-    Canvas c = canvas_new(640, 360);
-    plot_series(&c, x, y, steps, stats[0].static_macs_per_row / 1e9);
+    double static_gmacs = stats[0].static_macs_per_row / 1e9;
+    char *static_label = xasprintf("static network %.4g", static_gmacs);
+    PlotSeries dynamic = {x, y, steps, "dynamic network"};
+    PlotSpec spec = {"realised gmacs per image-forward at each timestep",
+                     "timestep",
+                     "gmacs",
+                     &dynamic,
+                     1,
+                     static_gmacs,
+                     static_label};
+    Canvas c = canvas_new(720, 360);
+    plot_draw(&c, &spec);
+    free(static_label);
     path = xasprintf("%s/flops.png", dir);
     char err[1024];
     if (png_write(path, c.rgb, c.width, c.height, 3, err, sizeof(err))) die("%s", err);
