@@ -99,10 +99,14 @@ int dit_config_validate(const DitConfig *c, char *why, int why_size) {
 }
 
 void dit_config_describe(const DitConfig *c, char *out, int size) {
+    // "DyDiT-S/2" for a preset, "custom DyDiT" otherwise
+    const char *preset = dit_config_preset_name(c);
+    int custom = !strcmp(preset, "custom");
     snprintf(out, (size_t)size,
-             "%s%s depth %d hidden %d heads %d (head_dim %d) patch %d input %dx%dx%d classes %d learn_sigma %d "
+             "%s%s%s depth %d hidden %d heads %d (head_dim %d) patch %d input %dx%dx%d classes %d learn_sigma %d "
              "mlp_ratio %g tokens %d%s%s",
-             c->dynamic ? "Dy" : "", dit_config_preset_name(c), c->depth, c->hidden, c->heads, dit_head_dim(c),
+             custom ? "custom " : "", c->dynamic ? "Dy" : "", custom ? "DiT" : preset, c->depth, c->hidden, c->heads,
+             dit_head_dim(c),
              c->patch, c->input_size, c->input_size, c->in_channels, c->num_classes, c->learn_sigma, c->mlp_ratio,
              dit_tokens(c), c->dynamic ? ", width routers on the " : "",
              c->dynamic ? router_input_name(c->router_input) : "");

@@ -20,6 +20,10 @@ if ./dydit train "${tiny[@]}" --steps 10 --lambda 0.5 --lambda-hold 3 --lambda-w
 else
     fail target_hold_then_ramp "$(tail -n 2 "$work/out.txt")"
 fi
+# a configuration that is no preset is described as "custom DyDiT"
+./dydit train "${tiny[@]/--quiet/}" --steps 1 --out "$work/named" >"$work/named.txt" 2>&1
+grep -q '^model: custom DyDiT depth 2' "$work/named.txt" && pass custom_model_name "$(grep -m1 '^model:' "$work/named.txt" | cut -c1-60)" ||
+    fail custom_model_name "$(grep -m1 '^model:' "$work/named.txt")"
 expect_error lambda_hold_range "--lambda-hold must be -1" ./dydit train "${tiny[@]}" --steps 1 --lambda-hold -2 --out "$work/bad"
 
 # dydit calibrate: the shipped Fashion-MNIST DiT with new routers (biases 1.5 and 3, as the
