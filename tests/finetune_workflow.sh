@@ -8,8 +8,9 @@ prefix=finetune_workflow
 source tests/lib.sh
 python=${2:-/usr/bin/python3}
 mkdir -p "$work"
-tiny=(--device cpu --threads 1 --quiet --depth 2 --hidden 32 --heads 2 --patch 2 --in-channels 1 --input-size 8
+shape=(--device cpu --threads 1 --depth 2 --hidden 32 --heads 2 --patch 2 --in-channels 1 --input-size 8
     --num-classes 4 --batch 4 --synthetic-size 32 --dynamic --log-every 1)
+tiny=(--quiet "${shape[@]}")
 
 # --lambda-hold 3 --lambda-warmup 4 at lambda 0.5: 1 for steps 0-2, then 1 - 0.5 (step - 3) / 4, then 0.5.
 if ./dydit train "${tiny[@]}" --steps 10 --lambda 0.5 --lambda-hold 3 --lambda-warmup 4 --out "$work/hold" \
@@ -21,7 +22,7 @@ else
     fail target_hold_then_ramp "$(tail -n 2 "$work/out.txt")"
 fi
 # a configuration that is no preset is described as "custom DyDiT"
-./dydit train "${tiny[@]/--quiet/}" --steps 1 --out "$work/named" >"$work/named.txt" 2>&1
+./dydit train "${shape[@]}" --steps 1 --out "$work/named" >"$work/named.txt" 2>&1
 grep -q '^model: custom DyDiT depth 2' "$work/named.txt" && pass custom_model_name "$(grep -m1 '^model:' "$work/named.txt" | cut -c1-60)" ||
     fail custom_model_name "$(grep -m1 '^model:' "$work/named.txt")"
 expect_error lambda_hold_range "--lambda-hold must be -1" ./dydit train "${tiny[@]}" --steps 1 --lambda-hold -2 --out "$work/bad"
