@@ -25,6 +25,9 @@ fi
 ./dydit train "${shape[@]}" --steps 1 --out "$work/named" >"$work/named.txt" 2>&1
 grep -q '^model: custom DyDiT depth 2' "$work/named.txt" && pass custom_model_name "$(grep -m1 '^model:' "$work/named.txt" | cut -c1-60)" ||
     fail custom_model_name "$(grep -m1 '^model:' "$work/named.txt")"
+# the effective options printed at the start are what runs: tau-end follows tau when unset
+grep -q '^  tau-end = 5$' "$work/named.txt" && pass effective_tau_end "tau-end = 5" ||
+    fail effective_tau_end "$(grep 'tau' "$work/named.txt" | tr '\n' ' ')"
 expect_error lambda_hold_range "--lambda-hold must be -1" ./dydit train "${tiny[@]}" --steps 1 --lambda-hold -2 --out "$work/bad"
 
 # dydit calibrate: the shipped Fashion-MNIST DiT with new routers (biases 1.5 and 3, as the

@@ -198,7 +198,7 @@ static void fill_dydit(DyditTraining *d, const TrainOptions *o, const OptionSet 
     d->flops_weight = o->flops_weight;
     d->flops_group_size = o->flops_group_size;
     d->tau = o->tau;
-    d->tau_end = options_was_set(set, "tau-end") ? o->tau_end : o->tau;
+    d->tau_end = o->tau_end;
     if (!(d->tau_end > 0)) die("--tau-end must be positive");
     d->threshold = o->threshold;
 }
@@ -255,6 +255,7 @@ int cmd_train(int argc, char **argv) {
         "stage-1 script takes two by mistake).",
         "dydit train [--config FILE] [options]", opts, count};
     options_parse(&set, argc, argv);
+    if (!options_was_set(&set, "tau-end")) o.tau_end = o.tau; // so that the printed options say what runs
     if (options_was_set(&set, "global-batch")) {
         if (options_was_set(&set, "batch") && o.batch != o.global_batch)
             die("--batch %d and --global-batch %d disagree (they name the same number)", o.batch, o.global_batch);
