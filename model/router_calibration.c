@@ -44,6 +44,13 @@ double dydit_sampling_ratio(const DitModel *m, const RatioProbe *p, SamplerStepS
     return ratio;
 }
 
+double dydit_sampling_ratio_of(const DitModel *m, float *params, const RatioProbe *p) {
+    DitModel view = *m; // the engine reads the configuration, the backend and the weights only
+    view.params = params;
+    view.w = dit_weights_bind(&m->table, params);
+    return dydit_sampling_ratio(&view, p, NULL);
+}
+
 // The router output biases of every block: head routers (L, H-1), channel-group routers (L, H-1)
 // and token routers (L, 1), as (device pointer, count) pairs.
 typedef struct {

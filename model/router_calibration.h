@@ -26,6 +26,10 @@ typedef struct {
 // per row over the static network's; stats (sampler_steps rows, may be NULL) receives each step.
 double dydit_sampling_ratio(const DitModel *m, const RatioProbe *p, SamplerStepStats *stats);
 
+// The same for other weights of m's configuration (e.g. the EMA during training): params
+// (table.total floats) on m's backend; m's own weights are not touched.
+double dydit_sampling_ratio_of(const DitModel *m, float *params, const RatioProbe *p);
+
 // The number of steps the probe's schedule has (the rows dydit_sampling_ratio fills).
 int ratio_probe_steps(const DitModel *m, const RatioProbe *p);
 
