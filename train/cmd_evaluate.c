@@ -150,20 +150,26 @@ static void score(const EvaluateOptions *o) {
 int cmd_evaluate(int argc, char **argv) {
     EvaluateOptions o = {.epochs = 4, .batch = 128, .lr = 1e-3, .holdout = 1000, .data_dir = FASHION_MNIST_DIR};
     Option options[] = {
-        {"train-classifier", OPT_FLAG, &o.train, "train the classifier on the training images and write --out", NULL,
-         0},
-        {"out", OPT_STRING, &o.out, "where --train-classifier writes the classifier (safetensors)", NULL, 0},
-        {"epochs", OPT_INT, &o.epochs, "classifier training: passes over the 60,000 training images", NULL, 0},
-        {"batch", OPT_INT, &o.batch, "classifier training: images per Adam step", NULL, 0},
-        {"lr", OPT_FLOAT, &o.lr, "classifier training: Adam learning rate", NULL, 0},
-        {"seed", OPT_INT, &o.seed, "classifier training: seed of the initialisation and the shuffles", NULL, 0},
-        {"classifier", OPT_STRING, &o.classifier, "scoring: the classifier file (from --train-classifier)", NULL, 0},
+        {"train-classifier", OPT_FLAG, &o.train, "train the classifier on the training images and write --out", NULL, 0,
+         NO_RANGE},
+        {"out", OPT_STRING, &o.out, "where --train-classifier writes the classifier (safetensors)", NULL, 0, NO_RANGE},
+        {"epochs", OPT_INT, &o.epochs, "classifier training: passes over the 60,000 training images", NULL, 0,
+         RANGE(1, 1000)},
+        {"batch", OPT_INT, &o.batch, "classifier training: images per Adam step", NULL, 0, RANGE(1, 60000)},
+        {"lr", OPT_FLOAT, &o.lr, "classifier training: Adam learning rate", NULL, 0, RANGE_ABOVE(0, 1)},
+        {"seed", OPT_INT, &o.seed, "classifier training: seed of the initialisation and the shuffles", NULL, 0,
+         SEED_RANGE},
+        {"classifier", OPT_STRING, &o.classifier, "scoring: the classifier file (from --train-classifier)", NULL, 0,
+         NO_RANGE},
         {"samples", OPT_STRING, &o.samples,
-         "scoring: samples with labels from dydit sample --latents (default: the held-out real test images)", NULL, 0},
+         "scoring: samples with labels from dydit sample --latents (default: the held-out real test images)", NULL, 0,
+         NO_RANGE},
         {"holdout", OPT_INT, &o.holdout,
-         "scoring: test images [0, holdout) are the held-out real set, the rest the reference", NULL, 0},
-        {"fashion-mnist-dir", OPT_STRING, &o.data_dir, "the IDX files of Debian's dataset-fashion-mnist", NULL, 0},
-        {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL, 0},
+         "scoring: test images [0, holdout) are the held-out real set, the rest the reference", NULL, 0,
+         RANGE(2, COUNT_MAX)},
+        {"fashion-mnist-dir", OPT_STRING, &o.data_dir, "the IDX files of Debian's dataset-fashion-mnist", NULL, 0,
+         NO_RANGE},
+        {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL, 0, NO_RANGE},
     };
     OptionSet set = {"evaluate",
                      "FMNIST-FD: the Frechet distance between Gaussians fitted to a small Fashion-MNIST classifier's "
@@ -176,9 +182,6 @@ int cmd_evaluate(int argc, char **argv) {
     if (o.train) {
         if (!o.out) die("--train-classifier needs --out (where to write the classifier)");
         if (o.classifier || o.samples) die("--train-classifier does not score: drop --classifier and --samples");
-        if (o.epochs < 1) die("--epochs must be at least 1 (got %d)", o.epochs);
-        if (o.batch < 1 || o.batch > 60000) die("--batch must be in [1, 60000] (got %d)", o.batch);
-        if (!(o.lr > 0)) die("--lr must be positive (got %g)", o.lr);
         train_classifier(&o);
         return 0;
     }

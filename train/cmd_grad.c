@@ -49,16 +49,16 @@ int cmd_grad(int argc, char **argv) {
     HintOptions ho = {0};
     DeviceOptions dev;
     Option options[GRAD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT] = {
-        {"weights", OPT_STRING, &o.weights, "weights file (safetensors)", NULL, 0},
+        {"weights", OPT_STRING, &o.weights, "weights file (safetensors)", NULL, 0, NO_RANGE},
         {"inputs", OPT_STRING, &o.inputs,
          "x0, noise (B,C,H,W) f32, t (B), y (B); DyDiT: optional gumbel_attn/gumbel_mlp (B,L,H-1), gumbel_token "
          "(B,L,N), y_complete (B)",
-         NULL, 0},
-        {"out", OPT_STRING, &o.out, "output: loss terms and grad.<name> per trainable parameter", NULL, 0},
-        {"stage", OPT_INT, &o.stage, "DyDiT: 1 adds the complete path's loss, 2 does not", NULL, 0},
-        {"target", OPT_FLOAT, &o.target, "DyDiT: the FLOPs ratio target", NULL, 0},
-        {"tau", OPT_FLOAT, &o.tau, "DyDiT: straight-through temperature", NULL, 0},
-        {"flops-weight", OPT_FLOAT, &o.flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0},
+         NULL, 0, NO_RANGE},
+        {"out", OPT_STRING, &o.out, "output: loss terms and grad.<name> per trainable parameter", NULL, 0, NO_RANGE},
+        {"stage", OPT_INT, &o.stage, "DyDiT: 1 adds the complete path's loss, 2 does not", NULL, 0, RANGE(1, 2)},
+        {"target", OPT_FLOAT, &o.target, "DyDiT: the FLOPs ratio target", NULL, 0, RANGE(0, 1)},
+        {"tau", OPT_FLOAT, &o.tau, "DyDiT: straight-through temperature", NULL, 0, RANGE_ABOVE(0, 1e6)},
+        {"flops-weight", OPT_FLOAT, &o.flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0, RANGE(0, 1e6)},
     };
     hint_options_add(&ho, options, GRAD_OWN_OPTIONS);
     device_options_add(&dev, options, GRAD_OWN_OPTIONS + HINT_OPTION_COUNT);
@@ -70,8 +70,6 @@ int cmd_grad(int argc, char **argv) {
                      GRAD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!o.weights || !o.inputs || !o.out) die("--weights, --inputs and --out are required (see dydit grad --help)");
-    if (o.stage != 1 && o.stage != 2) die("--stage must be 1 or 2 (got %d)", o.stage);
-    if (!(o.tau > 0)) die("--tau must be positive");
 
     Backend backend = device_options_open(&dev, 0);
     const Ops *ops = backend.ops;

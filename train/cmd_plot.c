@@ -64,8 +64,9 @@ int cmd_plot(int argc, char **argv) {
     const char *panels = NULL, *out = NULL;
     Option options[] = {
         {"panels", OPT_STRING, &panels,
-         "comma-separated FILE:KEY[:REFERENCE], one panel each (REFERENCE: a dashed horizontal line)", NULL, 0},
-        {"out", OPT_STRING, &out, "the PNG to write", NULL, 0},
+         "comma-separated FILE:KEY[:REFERENCE], one panel each (REFERENCE: a dashed horizontal line)", NULL, 0,
+         NO_RANGE},
+        {"out", OPT_STRING, &out, "the PNG to write", NULL, 0, NO_RANGE},
     };
     OptionSet set = {"plot", "Plots keys of JSON-lines training logs against their step, one panel per key.",
                      "dydit plot --panels runs/a/log.jsonl:loss,runs/b/log.jsonl:flops_ratio:0.5 --out curves.png",
