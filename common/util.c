@@ -38,6 +38,16 @@ void warn(const char *fmt, ...) {
     va_end(ap);
 }
 
+int mul_i64(int64_t a, int64_t b, int64_t *out) { return a < 0 || b < 0 || __builtin_mul_overflow(a, b, out) ? -1 : 0; }
+
+int add_i64(int64_t a, int64_t b, int64_t *out) { return a < 0 || b < 0 || __builtin_add_overflow(a, b, out) ? -1 : 0; }
+
+void *xmalloc_array(size_t count, size_t size) {
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) die("out of memory: %zu x %zu bytes overflow", count, size);
+    return xmalloc(bytes);
+}
+
 void *xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) die("out of memory allocating %zu bytes", bytes);

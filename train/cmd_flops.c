@@ -137,6 +137,7 @@ int cmd_flops(int argc, char **argv) {
             char name[16];
             snprintf(name, sizeof(name), "DiT-%s/%d", sizes[s], p);
             dit_config_apply_preset(&c, name);
+            if (dit_config_validate(&c, why, sizeof(why))) die("invalid model %s: %s", name, why);
             print_row(&c);
         }
     return 0;
