@@ -48,6 +48,10 @@ static float *read_latents(const DecodeOptions *o, const Vae *vae, int64_t shape
     st_close(f);
     float scale = (float)o->scale; // in float32, like DiT's `samples / 0.18215` on a float tensor
     for (size_t i = 0; i < n; i++) z[i] /= scale;
+    size_t per_latent = (size_t)(shape[1] * shape[2] * shape[3]);
+    int64_t bad = first_nonfinite_record(z, shape[0], per_latent);
+    if (bad >= 0)
+        die("%s: latent %lld is not finite (after dividing by --scale %g)", o->latents, (long long)bad, o->scale);
     return z;
 }
 
@@ -69,9 +73,11 @@ static void decode_all(const DecodeOptions *o) {
         die("--out: a grid of %d images of %dx%d in rows of %d would exceed %d pixels a side; write only --npz", N, W,
             H, o->per_row, PNG_GRID_MAX_SIDE);
     int batch = o->batch < N ? o->batch : N;
-    device_print(&backend);
-    fprintf(stderr, "decoding %d latents (%d, %d, %d) into %dx%d images, batch %d, %d threads\n", N, C, h, w, H, W,
-            batch, omp_get_max_threads());
+    if (!o->quiet) {
+        device_print(&backend);
+        fprintf(stderr, "decoding %d latents (%d, %d, %d) into %dx%d images, batch %d, %d threads\n", N, C, h, w, H, W,
+                batch, omp_get_max_threads());
+    }
 
     NpzWriter *npz = NULL;
     if (o->npz) {
@@ -90,6 +96,9 @@ static void decode_all(const DecodeOptions *o) {
         ops->upload(d_latents, latents + (size_t)first * per_latent, sizeof(float) * per_latent * b);
         vae_decode(vae, d_latents, d_images, b, h, w);
         ops->download(host, d_images, sizeof(float) * per_image * b);
+        int64_t bad = first_nonfinite_record(host, b, per_image);
+        if (bad >= 0)
+            die("decoding produced a non-finite value in image %lld; nothing written", (long long)(first + bad));
         uint8_t *out = o->png ? bytes + (size_t)first * per_image : bytes;
         images_to_u8(out, host, b, IC, H, W);
         if (npz && npz_append(npz, out, per_image * b, err, sizeof(err))) die("%s", err);

@@ -8,6 +8,7 @@
 // model (--samples, from `dydit sample --latents`) or, without --samples, the held-out real test
 // images [0, holdout), the floor that sampling noise alone leaves for a set of that size.
 // It is not FID: other network, other features, other images; its values compare only with itself.
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -136,6 +137,7 @@ static void score(const EvaluateOptions *o) {
     int64_t right = 0;
     for (int64_t i = 0; i < n; i++) right += predicted[i] == labels[i];
     double fd = frechet_distance(&scored, &reference);
+    if (!isfinite(fd)) die("the Frechet distance came out non-finite (%g); nothing printed", fd);
     char *source = o->samples ? json_quote(o->samples) : NULL;
     printf("{\"set\":%s,\"count\":%lld,\"reference_count\":%lld,\"fmnist_fd\":%.6g,\"class_accuracy\":%.4f}\n",
            source ? source : "\"real test images\"", (long long)n, (long long)ref_count, fd, (double)right / n);

@@ -199,7 +199,8 @@ int cmd_sample(int argc, char **argv) {
 
     size_t numel = (size_t)c->in_channels * c->input_size * c->input_size, image_bytes = (size_t)side * side * 3;
     float *x = ops->alloc((size_t)batch * numel * sizeof(float));
-    float *all_latents = o.latents ? xmalloc((size_t)o.num * numel * sizeof(float)) : NULL;
+    // every sample's latents for --latents, else one batch: each batch is checked on the host
+    float *all_latents = xmalloc((o.latents ? (size_t)o.num : (size_t)batch) * numel * sizeof(float));
     uint8_t *rgb = xmalloc((size_t)batch * image_bytes), *grid = o.grid ? xmalloc((size_t)o.num * image_bytes) : NULL;
     SamplerStepStats *stats = xcalloc((size_t)S, sizeof(SamplerStepStats)),
                      *sum = xcalloc((size_t)S, sizeof(SamplerStepStats));
@@ -228,7 +229,11 @@ int cmd_sample(int argc, char **argv) {
             sum[i].group_keep += stats[i].group_keep * n;
             sum[i].token_keep += stats[i].token_keep * n;
         }
-        if (all_latents) ops->download(all_latents + (size_t)first * numel, x, (size_t)n * numel * sizeof(float));
+        float *host = o.latents ? all_latents + (size_t)first * numel : all_latents;
+        ops->download(host, x, (size_t)n * numel * sizeof(float));
+        int64_t bad = first_nonfinite_record(host, n, numel);
+        if (bad >= 0)
+            die("sampling produced a non-finite value in sample %lld; nothing written", (long long)(first + bad));
         if (o.grid || o.npz || o.masks) image_maker_run(&im, x, n, rgb);
         if (npz && npz_append(npz, rgb, (size_t)n * image_bytes, err, sizeof(err))) die("%s", err);
         if (grid) memcpy(grid + (size_t)first * image_bytes, rgb, (size_t)n * image_bytes);
@@ -257,7 +262,7 @@ int cmd_sample(int argc, char **argv) {
     if (o.masks) write_flops_outputs(o.masks, sum, S);
     if (npz && npz_close(npz, err, sizeof(err))) die("%s", err);
     if (grid && png_write_grid(o.grid, grid, o.num, side, side, 3, o.per_row, 2, err, sizeof(err))) die("%s", err);
-    if (all_latents) write_latents(o.latents, all_latents, y, c, o.num);
+    if (o.latents) write_latents(o.latents, all_latents, y, c, o.num);
     if (trace) write_trace(o.trace, trace, S, o.num, c);
     printf("sampled %d images in %.2f s (%.3g images/s); %.4g GMACs per image-forward (static %.4g, ratio %.3f)", o.num,
            elapsed, o.num / elapsed, macs / 1e9, static_macs / 1e9, macs / static_macs);
