@@ -79,6 +79,15 @@ if ! ./dydit train "${tiny[@]}" --dynamic --steps 3 --checkpoint-every 2 --out "
     exit 1
 fi
 W=$work/dy/ema.safetensors
+# forward's inputs for the tiny model: x (2, 2, 8, 8), t, y
+"$python" - "$work/inputs.safetensors" <<'PY'
+import sys
+sys.path.insert(0, "tests/ref")
+import numpy as np, safetensors_np
+rng = np.random.default_rng(1)
+safetensors_np.save(sys.argv[1], {"x": rng.standard_normal((2, 2, 8, 8)).astype(np.float32),
+                                  "t": np.array([10, 900], np.int64), "y": np.array([0, 2], np.int64)}, {})
+PY
 
 # rewrite IN to OUT without the tensors whose names contain any of the given words
 drop_tensors() {
@@ -108,14 +117,6 @@ expect_error routers.width_only "$missing_attn" ./dydit convert --in "$work/no_w
     --out "$work/never.safetensors"
 expect_error routers.token_only "missing tensor 'blocks.0.token_selection" ./dydit convert \
     --in "$work/no_token_routers.safetensors" --out "$work/never.safetensors"
-"$python" - "$work/inputs.safetensors" <<'PY'
-import sys
-sys.path.insert(0, "tests/ref")
-import numpy as np, safetensors_np
-rng = np.random.default_rng(1)
-safetensors_np.save(sys.argv[1], {"x": rng.standard_normal((2, 2, 8, 8)).astype(np.float32),
-                                  "t": np.array([10, 900], np.int64), "y": np.array([0, 2], np.int64)}, {})
-PY
 expect_error routers.forward "$missing_attn" ./dydit forward --weights "$work/no_routers.safetensors" \
     --inputs "$work/inputs.safetensors" --out "$work/never.safetensors"
 [ -e "$work/never.safetensors" ] || [ -e "$work/never_run" ] && fail routers.nothing_written "an output exists" ||
@@ -157,13 +158,14 @@ if resume "$ck" 2>"$work/resume.err"; then pass state.consistent_resumes; else
 fi
 
 # --- non-finite values: refused on the way in, never written on the way out ------------------------
-# a finite but huge weight: every output of the final layer overflows
+# finite but huge weights: every output of the final layer overflows
 "$python" - "$W" "$work/huge.safetensors" <<'PY'
 import sys
 sys.path.insert(0, "tests/ref")
 import numpy as np, safetensors_np
 tensors, meta = safetensors_np.load(sys.argv[1])
-tensors["final_layer.linear.bias"] = np.full_like(tensors["final_layer.linear.bias"], 3e38)
+for name in ("final_layer.linear.weight", "final_layer.linear.bias"):
+    tensors[name] = np.full_like(tensors[name], 3e38)
 safetensors_np.save(sys.argv[2], tensors, meta)
 PY
 expect_error nonfinite.sample_huge_weight "sampling produced a non-finite value in sample 0; nothing written" \
@@ -176,6 +178,9 @@ if ./dydit sample --weights "$W" --num 2 --steps 3 --cfg-scale 100 --latents "$w
 else
     fail nonfinite.sample_largest_guidance "$(tail -n 1 "$work/fine.err")"
 fi
+
+expect_error nonfinite.forward_huge_weight "the forward pass produced a non-finite value in sample 0; nothing written" \
+    ./dydit forward --weights "$work/huge.safetensors" --inputs "$work/inputs.safetensors" --out "$work/never.safetensors"
 
 # decode: a tiny random VAE; NaN latents in, and latents that overflow the decoder
 vae=$work/vae

@@ -77,6 +77,8 @@ int cmd_forward(int argc, char **argv) {
     size_t on = (size_t)(oshape[0] * oshape[1] * oshape[2] * oshape[3]);
     float *out = xmalloc(on * sizeof(float));
     m.ops->download(out, m.act.out, on * sizeof(float));
+    int64_t bad = first_nonfinite_record(out, B, on / (size_t)B);
+    if (bad >= 0) die("the forward pass produced a non-finite value in sample %lld; nothing written", (long long)bad);
 
     StWriter *w = st_writer_new();
     st_writer_meta(w, "format", "dydit-forward");
