@@ -1,11 +1,10 @@
 // libFuzzer target: the config-file parser (`--config FILE`, train/options.c) over a set of
 // options of every type named like dydit train's. A malformed file makes the parser die(); the
 // handler checks that the message is one line and jumps back for the next input. Values it
-// accepts must hold what the types promise (finite floats, 0/1 flags). The string values the
+// accepts must hold what the types and ranges promise (numbers within their ranges, 0/1 flags). The string values the
 // parser hands out are freed here after each input, so libFuzzer's leak check stays on.
 #include "tests/fuzz/memfile.h"
 
-#include <math.h>
 #include <setjmp.h>
 #include <string.h>
 
