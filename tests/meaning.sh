@@ -85,8 +85,10 @@ import sys
 sys.path.insert(0, "tests/ref")
 import numpy as np, safetensors_np
 rng = np.random.default_rng(1)
-safetensors_np.save(sys.argv[1], {"x": rng.standard_normal((2, 2, 8, 8)).astype(np.float32),
-                                  "t": np.array([10, 900], np.int64), "y": np.array([0, 2], np.int64)}, {})
+x = rng.standard_normal((2, 2, 8, 8)).astype(np.float32)
+t, y = np.array([10, 900], np.int64), np.array([0, 2], np.int64)
+safetensors_np.save(sys.argv[1], {"x": x, "t": t, "y": y}, {})
+safetensors_np.save(sys.argv[1].replace("inputs", "grad_inputs"), {"x0": x, "noise": x[::-1].copy(), "t": t, "y": y}, {})
 PY
 
 # rewrite IN to OUT without the tensors whose names contain any of the given words
@@ -152,6 +154,7 @@ expect_error state.optimizer_step_behind "metadata adam_step 2 disagrees with st
     resume "$(edit_state "$ck" optimizer_step 1)"
 expect_error state.step_huge "step 3000000000 is beyond any run" resume "$(edit_state "$ck" step 3000000000)"
 expect_error state.seed_negative "seed -4 is not in [0, 2147483647]" resume "$(edit_state "$ck" seed -4)"
+expect_error state.batch_zero "batch is not an integer in [1, 1048576]" resume "$(edit_state "$ck" batch 0)"
 [ -e "$work/resumed" ] && fail state.nothing_written "$work/resumed exists" || pass state.nothing_written
 if resume "$ck" 2>"$work/resume.err"; then pass state.consistent_resumes; else
     fail state.consistent_resumes "$(tail -n 2 "$work/resume.err")"
@@ -181,6 +184,10 @@ fi
 
 expect_error nonfinite.forward_huge_weight "the forward pass produced a non-finite value in sample 0; nothing written" \
     ./dydit forward --weights "$work/huge.safetensors" --inputs "$work/inputs.safetensors" --out "$work/never.safetensors"
+expect_error nonfinite.grad_huge_weight "came out non-finite; nothing written" ./dydit grad \
+    --weights "$work/huge.safetensors" --inputs "$work/grad_inputs.safetensors" --out "$work/never.safetensors"
+[ -e "$work/never.safetensors" ] && fail nonfinite.forward_grad_nothing_written "an output exists" ||
+    pass nonfinite.forward_grad_nothing_written
 
 # decode: a tiny random VAE; NaN latents in, and latents that overflow the decoder
 vae=$work/vae

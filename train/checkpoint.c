@@ -16,6 +16,7 @@
 #include "data/json.h"
 #include "data/safetensors.h"
 #include "model/weights.h"
+#include "train/options.h"
 
 #define CHECKPOINT_FORMAT "dydit-checkpoint"
 #define CHECKPOINT_PREFIX "step-"
@@ -251,11 +252,12 @@ static int load_state(const char *dir, CheckpointState *st, char *err, int err_s
             st->step = (long)step->u.integer;
             st->optimizer_step = (long)ostep->u.integer;
             st->seed = (uint64_t)seed->u.integer;
-            const JsonValue *batch = json_get(v, "batch");
-            st->batch = batch && batch->type == JSON_INT && batch->u.integer > 0 && batch->u.integer <= INT32_MAX
-                            ? (int)batch->u.integer
-                            : 0;
+            const JsonValue *batch = json_get(v, "batch"); // absent from older checkpoints
             rc = 0;
+            if (batch && (batch->type != JSON_INT || batch->u.integer < 1 || batch->u.integer > BATCH_MAX))
+                rc = fail_at(err, err_size, path, "batch is not an integer in [1, %d] (--batch's range)", BATCH_MAX);
+            else
+                st->batch = batch ? (int)batch->u.integer : 0;
         }
         json_free(v);
     }

@@ -1,5 +1,6 @@
 // train/cmd_grad.c: `dydit grad`, the training loss and every parameter gradient on given
 // tensors (no label dropout, no random draws): the parity interface of the training step.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,18 @@ static int read_router_noise(const StFile *in, DitModel *m, int64_t B) {
         any = 1;
     }
     return any;
+}
+
+// Dies naming the first loss term or gradient that is not finite, before anything is written.
+static void require_finite_outputs(const TensorTable *table, const float *grads, const char *const *scalar_names,
+                                   const float *scalars, int scalar_count) {
+    for (int i = 0; i < scalar_count; i++)
+        if (!isfinite(scalars[i])) die("the loss term %s came out non-finite; nothing written", scalar_names[i]);
+    for (int i = 0; i < table->count; i++) {
+        const TensorInfo *t = &table->tensors[i];
+        if (t->trainable && first_nonfinite_record(grads + t->offset, 1, t->numel) >= 0)
+            die("the gradient of %s holds a non-finite value; nothing written", t->name);
+    }
 }
 
 int cmd_grad(int argc, char **argv) {
@@ -114,6 +127,7 @@ int cmd_grad(int argc, char **argv) {
     int scalar_count = !c->dynamic ? 3 : o.stage == 1 ? 7 : 5;
     float *grads = xmalloc(m.table.total * sizeof(float));
     ops->download(grads, m.grads, m.table.total * sizeof(float));
+    require_finite_outputs(&m.table, grads, scalar_names, scalars, scalar_count);
     StWriter *w = st_writer_new();
     st_writer_meta(w, "format", "dydit-grad");
     for (int i = 0; i < scalar_count; i++) st_writer_add(w, scalar_names[i], ST_F32, 0, NULL, &scalars[i]);
