@@ -63,6 +63,7 @@ expect_error size.tokens "per-sample activations" ./dydit flops --input-size 655
 expect_error size.patch "--patch must be in [1, 4096]" ./dydit train --patch 1073741824 --input-size 1073741824
 expect_error size.all_presets "invalid model DiT-S/8: input size 12 is not a multiple of patch 8" \
     ./dydit flops --all --input-size 12
+[ -s "$work/out.txt" ] && fail size.all_presets_no_rows "rows printed before the error" || pass size.all_presets_no_rows
 # the largest grid the limits allow is counted without wrapping: 181 x 181 tokens, hidden 2 (the
 # parameters as test_sizes counts them by hand, plus 254 x 2 for the 256 timestep frequencies)
 big=(--depth 1 --hidden 2 --heads 1 --patch 16 --in-channels 1 --input-size 2896 --num-classes 1 --learn-sigma 0
@@ -79,7 +80,7 @@ if ! ./dydit train "${tiny[@]}" --dynamic --steps 3 --checkpoint-every 2 --out "
     exit 1
 fi
 W=$work/dy/ema.safetensors
-# forward's inputs for the tiny model: x (2, 2, 8, 8), t, y
+# inputs of forward (x, t, y) and grad (x0, noise, t, y) for the tiny model
 "$python" - "$work/inputs.safetensors" <<'PY'
 import sys
 sys.path.insert(0, "tests/ref")

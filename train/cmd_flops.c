@@ -125,20 +125,23 @@ int cmd_flops(int argc, char **argv) {
     base.dynamic = dynamic;
     char why[256];
     if (dit_config_validate(&base, why, sizeof(why))) die("invalid model: %s", why);
-    print_header(dynamic);
     if (!all) {
+        print_header(dynamic);
         print_row(&base);
         return 0;
     }
+    // every preset at the given size, each checked before the first row is printed
+    enum { PRESETS = 12 };
     const char *sizes[] = {"S", "B", "L", "XL"};
-    for (int s = 0; s < 4; s++)
-        for (int p = 2; p <= 8; p *= 2) {
-            DitConfig c = base;
-            char name[16];
-            snprintf(name, sizeof(name), "DiT-%s/%d", sizes[s], p);
-            dit_config_apply_preset(&c, name);
-            if (dit_config_validate(&c, why, sizeof(why))) die("invalid model %s: %s", name, why);
-            print_row(&c);
-        }
+    DitConfig presets[PRESETS];
+    for (int k = 0; k < PRESETS; k++) {
+        char name[16];
+        snprintf(name, sizeof(name), "DiT-%s/%d", sizes[k / 3], 2 << (k % 3));
+        presets[k] = base;
+        dit_config_apply_preset(&presets[k], name);
+        if (dit_config_validate(&presets[k], why, sizeof(why))) die("invalid model %s: %s", name, why);
+    }
+    print_header(dynamic);
+    for (int k = 0; k < PRESETS; k++) print_row(&presets[k]);
     return 0;
 }
