@@ -1,6 +1,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,23 @@ void warn(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+int mul_i64(int64_t a, int64_t b, int64_t *out) { return a < 0 || b < 0 || __builtin_mul_overflow(a, b, out) ? -1 : 0; }
+
+int add_i64(int64_t a, int64_t b, int64_t *out) { return a < 0 || b < 0 || __builtin_add_overflow(a, b, out) ? -1 : 0; }
+
+int64_t first_nonfinite_record(const float *x, int64_t n, size_t size) {
+    for (int64_t r = 0; r < n; r++)
+        for (size_t i = 0; i < size; i++)
+            if (!isfinite(x[(size_t)r * size + i])) return r;
+    return -1;
+}
+
+void *xmalloc_array(size_t count, size_t size) {
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) die("out of memory: %zu x %zu bytes overflow", count, size);
+    return xmalloc(bytes);
 }
 
 void *xmalloc(size_t bytes) {

@@ -13,7 +13,17 @@ void die_set_handler(void (*handler)(const char *message));
 // Prints "warning: <message>" on one line to stderr.
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+// Checked size arithmetic for counts read from the command line or a file: 0 with *out = a * b
+// (or a + b), or -1 when the exact result of these non-negative numbers does not fit in int64_t.
+int mul_i64(int64_t a, int64_t b, int64_t *out);
+int add_i64(int64_t a, int64_t b, int64_t *out);
+
+// Index of the first of n records of `size` floats each that holds a NaN or an infinity, or -1.
+int64_t first_nonfinite_record(const float *x, int64_t n, size_t size);
+
 void *xmalloc(size_t bytes);
+// xmalloc of count * size bytes; dies when the product does not fit in size_t.
+void *xmalloc_array(size_t count, size_t size);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *ptr, size_t bytes);
 char *xstrdup(const char *s);

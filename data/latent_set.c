@@ -78,8 +78,12 @@ void latent_set_synthetic(LatentSet *s, int64_t count, int channels, int size, i
     s->channels = channels;
     s->height = s->width = size;
     s->num_classes = num_classes;
-    s->latents = xmalloc((size_t)count * channels * size * size * sizeof(float));
-    s->labels = xmalloc((size_t)count * sizeof(int32_t));
+    int64_t pixels, elements;
+    if (mul_i64(size, size, &pixels) || mul_i64(pixels, channels, &elements) || mul_i64(elements, count, &elements))
+        die("a synthetic set of %lld latents of %dx%dx%d has more elements than 64 bits count", (long long)count,
+            channels, size, size);
+    s->latents = xmalloc_array((size_t)elements, sizeof(float));
+    s->labels = xmalloc_array((size_t)count, sizeof(int32_t));
     const double two_pi = 6.283185307179586;
     for (int64_t i = 0; i < count; i++) {
         int k = (int)(i % num_classes);

@@ -42,6 +42,13 @@ float *classifier_inputs_from_samples(const char *path, int64_t *count, int32_t 
         return NULL;
     }
     st_close(f);
+    int64_t bad = first_nonfinite_record(latents, n, PADDED * PADDED);
+    if (bad >= 0) {
+        free(latents);
+        free(wide);
+        fail_at(err, err_size, path, "sample %lld holds a non-finite value", (long long)bad);
+        return NULL;
+    }
     uint8_t *bytes = xmalloc((size_t)n * PADDED * PADDED);
     images_to_u8(bytes, latents, (int)n, 1, PADDED, PADDED);
     float *x = xmalloc(sizeof(float) * (size_t)n * CLASSIFIER_INPUT);

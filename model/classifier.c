@@ -193,8 +193,9 @@ int classifier_load(Classifier *c, const char *path, char *err, int err_size) {
             snprintf(want, sizeof(want), "(%lld)", (long long)shape[0]);
         if (!t || t->ndim != ndim || t->shape[0] != shape[0] || (ndim == 2 && t->shape[1] != shape[1]))
             rc = fail_at(err, err_size, path, "tensor %s missing or not of shape %s", name, want);
-        else
-            rc = st_read_f32(f, t, host + offset, err, err_size);
+        else if (!(rc = st_read_f32(f, t, host + offset, err, err_size)) &&
+                 first_nonfinite_record(host + offset, 1, (size_t)st_numel(t)) >= 0)
+            rc = fail_at(err, err_size, path, "tensor %s holds a non-finite value", name);
     }
     if (!rc) c->ops->upload(c->params, host, c->param_count * sizeof(float));
     free(host);

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/util.h"
+
 typedef struct {
     const char *size;
     int depth, hidden, heads;
@@ -72,18 +74,60 @@ const char *dit_config_preset_name(const DitConfig *cfg) {
         return -1;                                                                                                     \
     } while (0)
 
+// Each field within [1, its DIT_MAX_*] (class_dropout, mlp_ratio and the flags are checked apart).
+static int fields_in_bounds(const DitConfig *c, char *why, int why_size) {
+    const struct {
+        const char *name;
+        int value, max;
+    } fields[] = {
+        {"depth", c->depth, DIT_MAX_DEPTH},
+        {"hidden", c->hidden, DIT_MAX_HIDDEN},
+        {"heads", c->heads, DIT_MAX_HEADS},
+        {"patch", c->patch, DIT_MAX_PATCH},
+        {"in_channels", c->in_channels, DIT_MAX_CHANNELS},
+        {"input size", c->input_size, DIT_MAX_INPUT_SIZE},
+        {"num_classes", c->num_classes, DIT_MAX_CLASSES},
+        {"frequency size", c->frequency_size, DIT_MAX_FREQUENCY_SIZE},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (fields[i].value < 1 || fields[i].value > fields[i].max)
+            FAIL("%s must be in [1, %d] (got %d)", fields[i].name, fields[i].max, fields[i].value);
+    return 0;
+}
+
+// The largest per-sample activations and the parameter count, in checked 64-bit arithmetic (the
+// fields alone are bounded, their products are not: a 65536-pixel input with patch 1 has 2^32
+// tokens). Called once the fields are in bounds, so that the int helpers of config.h are exact.
+static int derived_sizes_fit(const DitConfig *c, char *why, int why_size) {
+    int64_t side = c->input_size / c->patch, D = c->hidden, M = dit_mlp_hidden(c);
+    int64_t tokens, stream, mlp, probs, latent, blocks, labels, params;
+    int overflow = mul_i64(side, side, &tokens) || mul_i64(tokens, 3 * D, &stream) || mul_i64(tokens, M, &mlp) ||
+                   mul_i64(tokens, tokens, &probs) || mul_i64(probs, c->heads, &probs) ||
+                   mul_i64((int64_t)c->input_size * c->input_size, 2 * c->in_channels, &latent);
+    if (overflow || stream > DIT_MAX_ACTIVATION_ELEMENTS || mlp > DIT_MAX_ACTIVATION_ELEMENTS ||
+        probs > DIT_MAX_ACTIVATION_ELEMENTS || latent > DIT_MAX_ACTIVATION_ELEMENTS)
+        FAIL("input %dx%dx%d with patch %d, hidden %d and %d heads makes per-sample activations of more than %lld "
+             "elements",
+             c->input_size, c->input_size, c->in_channels, c->patch, c->hidden, c->heads,
+             (long long)DIT_MAX_ACTIVATION_ELEMENTS);
+    // per block: qkv, proj, fc1, fc2, adaLN and the routers, all below (16 D + 2 M) D; outside:
+    // the label table, pos_embed and the embedders
+    overflow = mul_i64((16 * D + 2 * M) * D, c->depth, &blocks) || mul_i64(c->num_classes + 1, D, &labels) ||
+               add_i64(blocks, labels, &params) || add_i64(params, (tokens + c->frequency_size + 2 * D) * D, &params);
+    if (overflow || params > DIT_MAX_PARAMETERS)
+        FAIL("depth %d, hidden %d and %d classes make more than %lld parameters", c->depth, c->hidden, c->num_classes,
+             (long long)DIT_MAX_PARAMETERS);
+    return 0;
+}
+
 int dit_config_validate(const DitConfig *c, char *why, int why_size) {
-    if (c->depth < 1) FAIL("depth must be at least 1 (got %d)", c->depth);
-    if (c->hidden < 1) FAIL("hidden must be at least 1 (got %d)", c->hidden);
-    if (c->heads < 1) FAIL("heads must be at least 1 (got %d)", c->heads);
+    if (fields_in_bounds(c, why, why_size)) return -1;
     if (c->hidden % c->heads) FAIL("hidden %d is not divisible by heads %d", c->hidden, c->heads);
     if (c->hidden % 2) FAIL("hidden must be even for the sin-cos position embedding (got %d)", c->hidden);
-    if (c->patch < 1) FAIL("patch must be at least 1 (got %d)", c->patch);
-    if (c->input_size < 1 || c->input_size % c->patch)
-        FAIL("input size %d is not a positive multiple of patch %d", c->input_size, c->patch);
-    if (c->in_channels < 1) FAIL("in_channels must be at least 1 (got %d)", c->in_channels);
-    if (c->num_classes < 1) FAIL("num_classes must be at least 1 (got %d)", c->num_classes);
-    if (!(c->mlp_ratio > 0.0f) || dit_mlp_hidden(c) < 1) FAIL("mlp_ratio must be positive (got %g)", c->mlp_ratio);
+    if (c->input_size % c->patch) FAIL("input size %d is not a multiple of patch %d", c->input_size, c->patch);
+    if (!(c->mlp_ratio > 0.0f && c->mlp_ratio <= DIT_MAX_MLP_RATIO) || dit_mlp_hidden(c) < 1)
+        FAIL("mlp_ratio must be in (0, %d] (got %g)", DIT_MAX_MLP_RATIO, c->mlp_ratio);
+    if (c->learn_sigma != 0 && c->learn_sigma != 1) FAIL("learn_sigma must be 0 or 1 (got %d)", c->learn_sigma);
     if (!(c->class_dropout >= 0.0f && c->class_dropout < 1.0f))
         FAIL("class dropout must be in [0, 1) (got %g)", c->class_dropout);
     if (c->frequency_size < 2 || c->frequency_size % 2)
@@ -95,7 +139,7 @@ int dit_config_validate(const DitConfig *c, char *why, int why_size) {
              c->heads);
     if (c->router_input != ROUTER_INPUT_TIMESTEP && c->router_input != ROUTER_INPUT_CONDITION)
         FAIL("unknown router input %d", c->router_input);
-    return 0;
+    return derived_sizes_fit(c, why, why_size);
 }
 
 void dit_config_describe(const DitConfig *c, char *out, int size) {

@@ -1,5 +1,6 @@
 // model/config.h: a DiT configuration, the presets, and the sizes derived from it.
 #pragma once
+#include <stdint.h>
 
 // What DyDiT's width routers read (docs/algorithm.md 3.2 is the timestep embedding; the conditioning
 // c = E_t + E_y is an experiment that makes widths depend on the class too).
@@ -21,6 +22,25 @@ typedef struct {
     int router_input;    // RouterInput of the width routers
 } DitConfig;
 
+// Upper bounds of a configuration's fields, far above any real model. With them every size
+// derived below stays inside int arithmetic; dit_config_validate checks them, and the products
+// of several fields, in 64 bits before anything is derived.
+enum {
+    DIT_MAX_DEPTH = 1024,
+    DIT_MAX_HIDDEN = 65536,
+    DIT_MAX_HEADS = 4096,
+    DIT_MAX_PATCH = 4096,
+    DIT_MAX_CHANNELS = 4096,
+    DIT_MAX_INPUT_SIZE = 65536,
+    DIT_MAX_CLASSES = 10000000,
+    DIT_MAX_FREQUENCY_SIZE = 65536,
+    DIT_MAX_MLP_RATIO = 64,
+};
+// Elements one sample's largest activation (tokens x width, attention probabilities) may have,
+// and the parameters a model may have.
+#define DIT_MAX_ACTIVATION_ELEMENTS ((int64_t)1 << 31)
+#define DIT_MAX_PARAMETERS ((int64_t)1 << 36)
+
 // DiT-XL/2 at 256x256 (latent 32x32x4, 1000 classes): the defaults every preset starts from.
 DitConfig dit_config_default(void);
 // Fills depth/hidden/heads/patch from a preset name ("DiT-XL/2", "dit-xl2", "XL/2", ...) and
@@ -28,8 +48,8 @@ DitConfig dit_config_default(void);
 int dit_config_apply_preset(DitConfig *cfg, const char *name);
 // Canonical preset name of cfg ("DiT-S/4"), or "custom".
 const char *dit_config_preset_name(const DitConfig *cfg);
-// Checks that the configuration describes a buildable model; on failure returns -1 and writes a
-// one-line reason into why.
+// Checks that the configuration describes a buildable model whose sizes fit (the limits above);
+// on failure returns -1 and writes a one-line reason into why.
 int dit_config_validate(const DitConfig *cfg, char *why, int why_size);
 
 static inline int dit_tokens(const DitConfig *c) { return (c->input_size / c->patch) * (c->input_size / c->patch); }

@@ -129,8 +129,8 @@ enum {
 };
 // Also the metadata keys.
 static const char *const field_names[F_COUNT] = {
-    "depth",       "hidden",      "heads",     "patch",         "in_channels",    "input_size",
-    "num_classes", "learn_sigma", "mlp_ratio", "class_dropout", "frequency_size", "dynamic", "router_input",
+    "depth",       "hidden",    "heads",         "patch",          "in_channels", "input_size",   "num_classes",
+    "learn_sigma", "mlp_ratio", "class_dropout", "frequency_size", "dynamic",     "router_input",
 };
 static int field_is_float(int field) { return field == F_MLP_RATIO || field == F_CLASS_DROPOUT; }
 
@@ -285,8 +285,8 @@ static int learn_from_metadata(Facts *k, const StFile *f) {
         if (field == F_ROUTER_INPUT) {
             int input = router_input_from_name(s);
             if (input < 0)
-                return fail_at(k->err, k->err_size, k->path, "metadata router_input = '%s' is not timestep or condition",
-                               s);
+                return fail_at(k->err, k->err_size, k->path,
+                               "metadata router_input = '%s' is not timestep or condition", s);
             if (learn(k, field, input, "metadata")) return -1;
             continue;
         }
@@ -534,15 +534,32 @@ static int is_router_tensor(const char *name) {
     return strstr(name, ".attn_rate.") || strstr(name, ".mlp_rate.") || strstr(name, ".token_selection.");
 }
 
+// Whether the file itself says it is a DyDiT: its metadata, or any router tensor in it. Such a
+// file must hold every router tensor; only a DiT loaded as a DyDiT (--dynamic) starts from new
+// routers, so that no file passes for a trained DyDiT with routers it never had.
+static int file_declares_dydit(const StFile *f, Naming naming, const TensorTable *table) {
+    const char *dynamic = st_meta(f, field_names[F_DYNAMIC]);
+    long flag;
+    if (dynamic && parse_long(dynamic, &flag) == 0 && flag != 0) return 1;
+    for (int i = 0; i < table->count; i++) {
+        if (!is_router_tensor(table->tensors[i].name)) continue;
+        Sources s;
+        sources_of(naming, table->tensors[i].name, &s);
+        for (int k = 0; k < s.count; k++)
+            if (st_find(f, s.name[k])) return 1;
+    }
+    return 0;
+}
+
 int weights_load(const StFile *f, const DitConfig *cfg, const TensorTable *table, float *host, char *err,
                  int err_size) {
     Naming naming = NAMING_OFFICIAL;
     if (detect_naming(f, &naming, err, err_size) || check_unknown(f, naming, cfg, table, err, err_size)) return -1;
     // A DiT turned into a DyDiT has no routers yet: all of them keep the values already in host.
-    int routers_in_file = find_official(f, naming, "blocks.0.attn_rate.router.weight") != NULL;
+    int routers_required = file_declares_dydit(f, naming, table);
     for (int i = 0; i < table->count; i++) {
         const TensorInfo *t = &table->tensors[i];
-        if (!routers_in_file && is_router_tensor(t->name)) continue;
+        if (!routers_required && is_router_tensor(t->name)) continue;
         int rc = strcmp(t->name, "pos_embed") == 0 ? load_pos_embed(f, naming, cfg, t, host + t->offset, err, err_size)
                                                    : load_tensor(f, naming, t, host + t->offset, err, err_size);
         if (rc) return -1;

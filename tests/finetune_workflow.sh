@@ -28,7 +28,7 @@ grep -q '^model: custom DyDiT depth 2' "$work/named.txt" && pass custom_model_na
 # the effective options printed at the start are what runs: tau-end follows tau when unset
 grep -q '^  tau-end = 5$' "$work/named.txt" && pass effective_tau_end "tau-end = 5" ||
     fail effective_tau_end "$(grep 'tau' "$work/named.txt" | tr '\n' ' ')"
-expect_error lambda_hold_range "--lambda-hold must be -1" ./dydit train "${tiny[@]}" --steps 1 --lambda-hold -2 --out "$work/bad"
+expect_error lambda_hold_range "--lambda-hold must be in [-1," ./dydit train "${tiny[@]}" --steps 1 --lambda-hold -2 --out "$work/bad"
 
 # dydit calibrate: the shipped Fashion-MNIST DiT with new routers (biases 1.5 and 3, as the
 # quickstart starts them), calibrated to 0.5 on one probe; dydit sample then realises 0.5 within

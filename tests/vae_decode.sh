@@ -92,7 +92,7 @@ safetensors_np.save('$work/three.safetensors', {'latents': numpy.zeros((2, 3, 4,
 v=$case/vae.safetensors
 expect_error required "--vae and --latents are required" ./dydit decode --latents "$case/stored.safetensors"
 expect_error nothing_to_write "nothing to write" ./dydit decode --vae "$v" --latents "$case/stored.safetensors"
-expect_error bad_scale "--scale must be a positive number" ./dydit decode --vae "$v" --latents x --npz y --scale 0
+expect_error bad_scale "--scale must be in (0, 1000]" ./dydit decode --vae "$v" --latents x --npz y --scale 0
 expect_error channels "has shape [2, 3, 4, 4]; want (N, 4, h, w)" ./dydit decode --vae "$v" \
     --latents "$work/three.safetensors" --npz "$work/x.npz"
 expect_error no_tensor "no tensor 'latents'" ./dydit decode --vae "$v" --latents "$case/images.safetensors" \

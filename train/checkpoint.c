@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "data/json.h"
 #include "data/safetensors.h"
 #include "model/weights.h"
+#include "train/options.h"
 
 #define CHECKPOINT_FORMAT "dydit-checkpoint"
 #define CHECKPOINT_PREFIX "step-"
@@ -237,15 +239,25 @@ static int load_state(const char *dir, CheckpointState *st, char *err, int err_s
         else if (!step || step->type != JSON_INT || step->u.integer < 0 || !ostep || ostep->type != JSON_INT ||
                  ostep->u.integer < 0 || !seed || seed->type != JSON_INT)
             rc = fail_at(err, err_size, path, "step, optimizer_step or seed missing or not a non-negative integer");
+        // a run counts steps in an int (--steps) and takes at most one AdamW update per step
+        else if (step->u.integer > INT_MAX)
+            rc = fail_at(err, err_size, path, "step %lld is beyond any run (at most %d steps)",
+                         (long long)step->u.integer, INT_MAX);
+        else if (ostep->u.integer > step->u.integer)
+            rc = fail_at(err, err_size, path, "optimizer_step %lld exceeds step %lld (one update per step at most)",
+                         (long long)ostep->u.integer, (long long)step->u.integer);
+        else if (seed->u.integer < 0 || seed->u.integer > INT_MAX)
+            rc = fail_at(err, err_size, path, "seed %lld is not in [0, %d]", (long long)seed->u.integer, INT_MAX);
         else {
             st->step = (long)step->u.integer;
             st->optimizer_step = (long)ostep->u.integer;
             st->seed = (uint64_t)seed->u.integer;
-            const JsonValue *batch = json_get(v, "batch");
-            st->batch = batch && batch->type == JSON_INT && batch->u.integer > 0 && batch->u.integer <= INT32_MAX
-                            ? (int)batch->u.integer
-                            : 0;
+            const JsonValue *batch = json_get(v, "batch"); // absent from older checkpoints
             rc = 0;
+            if (batch && (batch->type != JSON_INT || batch->u.integer < 1 || batch->u.integer > BATCH_MAX))
+                rc = fail_at(err, err_size, path, "batch is not an integer in [1, %d] (--batch's range)", BATCH_MAX);
+            else
+                st->batch = batch ? (int)batch->u.integer : 0;
         }
         json_free(v);
     }
@@ -288,6 +300,36 @@ static int load_moments(const char *dir, LoadedCheckpoint *c, char *err, int err
     return rc;
 }
 
+// The count a checkpoint file's metadata records under key ("step", "adam_step"); -1 with err
+// set when the file has none or it disagrees with want, the count state.json records.
+static int require_meta_count(const char *path, const char *key, long want, const char *state_key, char *err,
+                              int err_size) {
+    StFile *f = st_open(path, err, err_size);
+    if (!f) return -1;
+    const char *text = st_meta(f, key);
+    long got;
+    int rc = 0;
+    if (!text || parse_long(text, &got))
+        rc = fail_at(err, err_size, path, "metadata %s missing or not an integer", key);
+    else if (got != want)
+        rc = fail_at(err, err_size, path, "metadata %s %ld disagrees with state.json's %s %ld", key, got, state_key,
+                     want);
+    st_close(f);
+    return rc;
+}
+
+// state.json against the files written with it: both weights record its step, the moments its
+// update count, so that a state edited or copied from another checkpoint does not resume.
+static int check_state_matches_files(const char *dir, const CheckpointState *st, char *err, int err_size) {
+    char *model = xasprintf("%s/model.safetensors", dir), *ema = xasprintf("%s/ema.safetensors", dir),
+         *moments = xasprintf("%s/optimizer.safetensors", dir);
+    int rc = require_meta_count(model, "step", st->step, "step", err, err_size);
+    if (!rc) rc = require_meta_count(ema, "step", st->step, "step", err, err_size);
+    if (!rc) rc = require_meta_count(moments, "adam_step", st->optimizer_step, "optimizer_step", err, err_size);
+    free(model), free(ema), free(moments);
+    return rc;
+}
+
 int checkpoint_load(const char *path, LoadedCheckpoint *c, char *err, int err_size) {
     memset(c, 0, sizeof(*c));
     char *dir = checkpoint_resolve(path);
@@ -308,6 +350,7 @@ int checkpoint_load(const char *path, LoadedCheckpoint *c, char *err, int err_si
         }
     }
     if (!rc) rc = load_moments(dir, c, err, err_size);
+    if (!rc) rc = check_state_matches_files(dir, &c->state, err, err_size);
     free(model);
     free(ema);
     free(dir);

@@ -25,15 +25,20 @@ int cmd_calibrate(int argc, char **argv) {
     DeviceOptions dev;
     enum { OWN = 9 };
     Option options[OWN + DEVICE_OPTION_COUNT] = {
-        {"weights", OPT_STRING, &weights, "the DyDiT weights to calibrate (e.g. a run's ema.safetensors)", NULL, 0},
-        {"out", OPT_STRING, &out, "where to write the calibrated weights", NULL, 0},
-        {"lambda", OPT_FLOAT, &lambda, "target FLOPs ratio of sampling, in (0, 1]", "required", 0},
-        {"tolerance", OPT_FLOAT, &tolerance, "accepted distance of the realised ratio from --lambda", NULL, 0},
-        {"samples", OPT_INT, &samples, "images of each probe run (labels 0, 1, ... in turn)", NULL, 0},
-        {"steps", OPT_INT, &steps, "DDPM steps of each probe run (as you will sample)", NULL, 0},
-        {"cfg-scale", OPT_FLOAT, &cfg_scale, "guidance scale of each probe run (as you will sample)", NULL, 0},
-        {"seed", OPT_INT, &seed, "noise of the probe runs (use another seed than your evaluation's)", NULL, 0},
-        {"quiet", OPT_FLAG, &quiet, "no line per probe run", NULL, 0},
+        {"weights", OPT_STRING, &weights, "the DyDiT weights to calibrate (e.g. a run's ema.safetensors)", NULL, 0,
+         NO_RANGE},
+        {"out", OPT_STRING, &out, "where to write the calibrated weights", NULL, 0, NO_RANGE},
+        {"lambda", OPT_FLOAT, &lambda, "target FLOPs ratio of sampling", "required", 0, RANGE_ABOVE(0, 1)},
+        {"tolerance", OPT_FLOAT, &tolerance, "accepted distance of the realised ratio from --lambda", NULL, 0,
+         RANGE_ABOVE(0, 0.5)},
+        {"samples", OPT_INT, &samples, "images of each probe run (labels 0, 1, ... in turn)", NULL, 0,
+         RANGE(1, BATCH_MAX)},
+        {"steps", OPT_INT, &steps, "DDPM steps of each probe run (as you will sample)", NULL, 0, RANGE(1, 1000)},
+        {"cfg-scale", OPT_FLOAT, &cfg_scale, "guidance scale of each probe run (as you will sample)", NULL, 0,
+         GUIDANCE_RANGE},
+        {"seed", OPT_INT, &seed, "noise of the probe runs (use another seed than your evaluation's)", NULL, 0,
+         SEED_RANGE},
+        {"quiet", OPT_FLAG, &quiet, "no line per probe run", NULL, 0, NO_RANGE},
     };
     device_options_add(&dev, options, OWN);
     OptionSet set = {"calibrate",
@@ -47,12 +52,7 @@ int cmd_calibrate(int argc, char **argv) {
     options_parse(&set, argc, argv);
     if (!weights) die("--weights is required");
     if (!out) die("--out is required");
-    if (!(lambda > 0 && lambda <= 1)) die("--lambda is required, in (0, 1] (got %g)", lambda);
-    if (!(tolerance > 0 && tolerance < 1)) die("--tolerance must be in (0, 1) (got %g)", tolerance);
-    if (samples < 1 || samples > 65536) die("--samples must be in [1, 65536] (got %d)", samples);
-    if (steps < 1 || steps > 1000) die("--steps must be in [1, 1000] (got %d)", steps);
-    if (!isfinite(cfg_scale) || cfg_scale < 0 || cfg_scale > 100) die("--cfg-scale must be in [0, 100] (got %g)", cfg_scale);
-    if (seed < 0) die("--seed must be at least 0 (got %d)", seed);
+    if (!options_was_set(&set, "lambda")) die("--lambda is required");
 
     Backend backend = device_options_open(&dev, 0);
     DitModel m;

@@ -16,10 +16,10 @@ int cmd_convert(int argc, char **argv) {
     Option options[3 + HINT_OPTION_COUNT] = {
         {"in", OPT_STRING, &in,
          "weights to read: official DiT/DyDiT or diffusers names; F32, F16 or BF16; or a checkpoint or run directory",
-         NULL, 0},
-        {"out", OPT_STRING, &out, "dydit weights file to write (F32, config in the metadata)", NULL, 0},
+         NULL, 0, NO_RANGE},
+        {"out", OPT_STRING, &out, "dydit weights file to write (F32, config in the metadata)", NULL, 0, NO_RANGE},
         {"weights", OPT_STRING, &which, "from a checkpoint: 'ema' (the averaged weights) or 'raw' (the trained ones)",
-         NULL, 0},
+         NULL, 0, NO_RANGE},
     };
     hint_options_add(&ho, options, 3);
     OptionSet set = {"convert",

@@ -48,6 +48,10 @@ static float *read_latents(const DecodeOptions *o, const Vae *vae, int64_t shape
     st_close(f);
     float scale = (float)o->scale; // in float32, like DiT's `samples / 0.18215` on a float tensor
     for (size_t i = 0; i < n; i++) z[i] /= scale;
+    size_t per_latent = (size_t)(shape[1] * shape[2] * shape[3]);
+    int64_t bad = first_nonfinite_record(z, shape[0], per_latent);
+    if (bad >= 0)
+        die("%s: latent %lld is not finite (after dividing by --scale %g)", o->latents, (long long)bad, o->scale);
     return z;
 }
 
@@ -69,9 +73,11 @@ static void decode_all(const DecodeOptions *o) {
         die("--out: a grid of %d images of %dx%d in rows of %d would exceed %d pixels a side; write only --npz", N, W,
             H, o->per_row, PNG_GRID_MAX_SIDE);
     int batch = o->batch < N ? o->batch : N;
-    device_print(&backend);
-    fprintf(stderr, "decoding %d latents (%d, %d, %d) into %dx%d images, batch %d, %d threads\n", N, C, h, w, H, W,
-            batch, omp_get_max_threads());
+    if (!o->quiet) {
+        device_print(&backend);
+        fprintf(stderr, "decoding %d latents (%d, %d, %d) into %dx%d images, batch %d, %d threads\n", N, C, h, w, H, W,
+                batch, omp_get_max_threads());
+    }
 
     NpzWriter *npz = NULL;
     if (o->npz) {
@@ -90,6 +96,9 @@ static void decode_all(const DecodeOptions *o) {
         ops->upload(d_latents, latents + (size_t)first * per_latent, sizeof(float) * per_latent * b);
         vae_decode(vae, d_latents, d_images, b, h, w);
         ops->download(host, d_images, sizeof(float) * per_image * b);
+        int64_t bad = first_nonfinite_record(host, b, per_image);
+        if (bad >= 0)
+            die("decoding produced a non-finite value in image %lld; nothing written", (long long)(first + bad));
         uint8_t *out = o->png ? bytes + (size_t)first * per_image : bytes;
         images_to_u8(out, host, b, IC, H, W);
         if (npz && npz_append(npz, out, per_image * b, err, sizeof(err))) die("%s", err);
@@ -115,16 +124,18 @@ int cmd_decode(int argc, char **argv) {
     DecodeOptions o = {.scale = VAE_SCALE_FACTOR, .per_row = 8, .batch = 4};
     enum { OWN = 9 };
     Option options[OWN + DEVICE_OPTION_COUNT] = {
-        {"vae", OPT_STRING, &o.vae, "SD VAE weights (safetensors, diffusers or CompVis names)", NULL, 0},
+        {"vae", OPT_STRING, &o.vae, "SD VAE weights (safetensors, diffusers or CompVis names)", NULL, 0, NO_RANGE},
         {"latents", OPT_STRING, &o.latents, "safetensors file with latents (N, 4, h, w), as stored (times --scale)",
-         NULL, 0},
-        {"scale", OPT_FLOAT, &o.scale, "the latents were multiplied by this; decoding divides by it", NULL, 0},
-        {"out", OPT_STRING, &o.png, "PNG grid of all images to write", NULL, 0},
-        {"nrow", OPT_INT, &o.per_row, "images per row of the grid", NULL, 0},
-        {"npz", OPT_STRING, &o.npz, ".npz to write: arr_0 uint8 (N, H, W, 3), the ADM evaluator's layout", NULL, 0},
-        {"batch", OPT_INT, &o.batch, "latents decoded at a time", NULL, 0},
-        {"threads", OPT_INT, &o.threads, "CPU threads (0: OpenMP's default)", NULL, 0},
-        {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL, 0},
+         NULL, 0, NO_RANGE},
+        {"scale", OPT_FLOAT, &o.scale, "the latents were multiplied by this; decoding divides by it", NULL, 0,
+         RANGE_ABOVE(0, 1000)},
+        {"out", OPT_STRING, &o.png, "PNG grid of all images to write", NULL, 0, NO_RANGE},
+        {"nrow", OPT_INT, &o.per_row, "images per row of the grid", NULL, 0, RANGE(1, 65536)},
+        {"npz", OPT_STRING, &o.npz, ".npz to write: arr_0 uint8 (N, H, W, 3), the ADM evaluator's layout", NULL, 0,
+         NO_RANGE},
+        {"batch", OPT_INT, &o.batch, "latents decoded at a time", NULL, 0, RANGE(1, BATCH_MAX)},
+        {"threads", OPT_INT, &o.threads, "CPU threads (0: OpenMP's default)", NULL, 0, RANGE(0, THREADS_MAX)},
+        {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL, 0, NO_RANGE},
     };
     device_options_add(&o.device, options, OWN);
     OptionSet set = {"decode",
@@ -135,10 +146,6 @@ int cmd_decode(int argc, char **argv) {
     options_parse(&set, argc, argv);
     if (!o.vae || !o.latents) die("--vae and --latents are required (see dydit decode --help)");
     if (!o.png && !o.npz) die("nothing to write: give --out grid.png and/or --npz samples.npz");
-    if (!(o.scale > 0) || !isfinite(o.scale)) die("--scale must be a positive number, got %g", o.scale);
-    if (o.per_row < 1) die("--nrow must be at least 1, got %d", o.per_row);
-    if (o.batch < 1) die("--batch must be at least 1, got %d", o.batch);
-    if (o.threads < 0) die("--threads must be 0 or more, got %d", o.threads);
     if (o.threads > 0) omp_set_num_threads(o.threads);
     decode_all(&o);
     return 0;

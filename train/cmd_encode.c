@@ -31,30 +31,31 @@ enum { ENCODE_OPTIONS = 16, SHARD_DEFAULT_IMAGES = 8192 };
 
 static void add_options(EncodeOptions *o, Option *opts) {
     Option list[ENCODE_OPTIONS] = {
-        {"source", OPT_STRING, &o->source, "fashion-mnist, or folder (an ImageNet-style tree)", NULL, 0},
-        {"split", OPT_STRING, &o->split, "fashion-mnist: train (60000 images) or test (10000)", NULL, 0},
+        {"source", OPT_STRING, &o->source, "fashion-mnist, or folder (an ImageNet-style tree)", NULL, 0, NO_RANGE},
+        {"split", OPT_STRING, &o->split, "fashion-mnist: train (60000 images) or test (10000)", NULL, 0, NO_RANGE},
         {"fashion-mnist-dir", OPT_STRING, &o->fashion_mnist_dir,
-         "fashion-mnist: folder of the {train,t10k}-*-ubyte.gz files", NULL, 0},
-        {"input", OPT_STRING, &o->input, "folder: the root, one sub-folder per class", NULL, 0},
-        {"out", OPT_STRING, &o->out, "output folder for the shards and index.json (required)", NULL, 0},
+         "fashion-mnist: folder of the {train,t10k}-*-ubyte.gz files", NULL, 0, NO_RANGE},
+        {"input", OPT_STRING, &o->input, "folder: the root, one sub-folder per class", NULL, 0, NO_RANGE},
+        {"out", OPT_STRING, &o->out, "output folder for the shards and index.json (required)", NULL, 0, NO_RANGE},
         {"image-size", OPT_INT, &o->image_size,
          "side of the encoded images: Fashion-MNIST is padded, folders are ADM-center-cropped",
-         "32 for fashion-mnist, 256 for folder", 0},
+         "32 for fashion-mnist, 256 for folder", 0, RANGE(1, 8192)},
         {"encoder", OPT_STRING, &o->encoder, "identity (store the pixels) or sd-vae",
-         "identity for fashion-mnist, sd-vae for folder", 0},
-        {"vae", OPT_STRING, &o->vae, "sd-vae: the VAE weights (safetensors)", NULL, 0},
+         "identity for fashion-mnist, sd-vae for folder", 0, NO_RANGE},
+        {"vae", OPT_STRING, &o->vae, "sd-vae: the VAE weights (safetensors)", NULL, 0, NO_RANGE},
         {"flip-storage", OPT_FLAG, &o->flip_storage,
          "store mean and std for both horizontal flips: training redraws flip and posterior sample every epoch "
          "(without it: one fixed sample of the unflipped image)",
-         "off", 0},
-        {"grayscale", OPT_FLAG, &o->grayscale, "folder: encode luma only (1 channel)", "off", 0},
+         "off", 0, NO_RANGE},
+        {"grayscale", OPT_FLAG, &o->grayscale, "folder: encode luma only (1 channel)", "off", 0, NO_RANGE},
         {"shard-size", OPT_INT, &o->shard_size, "input images per shard", "8192, fewer when a shard would pass 256 MiB",
-         0},
-        {"dtype", OPT_STRING, &o->dtype, "stored precision: f16 or f32", NULL, 0},
-        {"batch", OPT_INT, &o->batch, "images per encoder call", NULL, 0},
-        {"workers", OPT_INT, &o->workers, "image decoding threads", "the number of cores", 0},
-        {"seed", OPT_INT, &o->seed, "sd-vae without --flip-storage: seed of the stored posterior sample", NULL, 0},
-        {"quiet", OPT_FLAG, &o->quiet, "no options listing and no progress on stderr", "off", 0},
+         0, RANGE(1, COUNT_MAX)},
+        {"dtype", OPT_STRING, &o->dtype, "stored precision: f16 or f32", NULL, 0, NO_RANGE},
+        {"batch", OPT_INT, &o->batch, "images per encoder call", NULL, 0, RANGE(1, BATCH_MAX)},
+        {"workers", OPT_INT, &o->workers, "image decoding threads", "the number of cores", 0, RANGE(1, THREADS_MAX)},
+        {"seed", OPT_INT, &o->seed, "sd-vae without --flip-storage: seed of the stored posterior sample", NULL, 0,
+         SEED_RANGE},
+        {"quiet", OPT_FLAG, &o->quiet, "no options listing and no progress on stderr", "off", 0, NO_RANGE},
     };
     memcpy(opts, list, sizeof(list));
     device_options_add(&o->device, opts, ENCODE_OPTIONS);
@@ -272,10 +273,6 @@ static void check_options(EncodeOptions *o, const OptionSet *set) {
     if (!options_was_set(set, "image-size")) o->image_size = mnist ? 32 : 256;
     if (!o->encoder) o->encoder = mnist ? "identity" : "sd-vae";
     if (o->vae && strcmp(o->encoder, "sd-vae")) die("--vae is for --encoder sd-vae");
-    if (o->image_size < 1 || o->image_size > 8192) die("--image-size must be in [1, 8192]");
-    if (options_was_set(set, "shard-size") && o->shard_size < 1) die("--shard-size must be at least 1");
-    if (o->batch < 1) die("--batch must be at least 1");
-    if (o->workers < 1) die("--workers must be at least 1");
     if (strcmp(o->dtype, "f16") && strcmp(o->dtype, "f32")) die("--dtype must be f16 or f32, not '%s'", o->dtype);
 }
 

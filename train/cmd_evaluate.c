@@ -8,6 +8,7 @@
 // model (--samples, from `dydit sample --latents`) or, without --samples, the held-out real test
 // images [0, holdout), the floor that sampling noise alone leaves for a set of that size.
 // It is not FID: other network, other features, other images; its values compare only with itself.
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -136,6 +137,7 @@ static void score(const EvaluateOptions *o) {
     int64_t right = 0;
     for (int64_t i = 0; i < n; i++) right += predicted[i] == labels[i];
     double fd = frechet_distance(&scored, &reference);
+    if (!isfinite(fd)) die("the Frechet distance came out non-finite (%g); nothing printed", fd);
     char *source = o->samples ? json_quote(o->samples) : NULL;
     printf("{\"set\":%s,\"count\":%lld,\"reference_count\":%lld,\"fmnist_fd\":%.6g,\"class_accuracy\":%.4f}\n",
            source ? source : "\"real test images\"", (long long)n, (long long)ref_count, fd, (double)right / n);
@@ -150,20 +152,26 @@ static void score(const EvaluateOptions *o) {
 int cmd_evaluate(int argc, char **argv) {
     EvaluateOptions o = {.epochs = 4, .batch = 128, .lr = 1e-3, .holdout = 1000, .data_dir = FASHION_MNIST_DIR};
     Option options[] = {
-        {"train-classifier", OPT_FLAG, &o.train, "train the classifier on the training images and write --out", NULL,
-         0},
-        {"out", OPT_STRING, &o.out, "where --train-classifier writes the classifier (safetensors)", NULL, 0},
-        {"epochs", OPT_INT, &o.epochs, "classifier training: passes over the 60,000 training images", NULL, 0},
-        {"batch", OPT_INT, &o.batch, "classifier training: images per Adam step", NULL, 0},
-        {"lr", OPT_FLOAT, &o.lr, "classifier training: Adam learning rate", NULL, 0},
-        {"seed", OPT_INT, &o.seed, "classifier training: seed of the initialisation and the shuffles", NULL, 0},
-        {"classifier", OPT_STRING, &o.classifier, "scoring: the classifier file (from --train-classifier)", NULL, 0},
+        {"train-classifier", OPT_FLAG, &o.train, "train the classifier on the training images and write --out", NULL, 0,
+         NO_RANGE},
+        {"out", OPT_STRING, &o.out, "where --train-classifier writes the classifier (safetensors)", NULL, 0, NO_RANGE},
+        {"epochs", OPT_INT, &o.epochs, "classifier training: passes over the 60,000 training images", NULL, 0,
+         RANGE(1, 1000)},
+        {"batch", OPT_INT, &o.batch, "classifier training: images per Adam step", NULL, 0, RANGE(1, 60000)},
+        {"lr", OPT_FLOAT, &o.lr, "classifier training: Adam learning rate", NULL, 0, RANGE_ABOVE(0, 1)},
+        {"seed", OPT_INT, &o.seed, "classifier training: seed of the initialisation and the shuffles", NULL, 0,
+         SEED_RANGE},
+        {"classifier", OPT_STRING, &o.classifier, "scoring: the classifier file (from --train-classifier)", NULL, 0,
+         NO_RANGE},
         {"samples", OPT_STRING, &o.samples,
-         "scoring: samples with labels from dydit sample --latents (default: the held-out real test images)", NULL, 0},
+         "scoring: samples with labels from dydit sample --latents (default: the held-out real test images)", NULL, 0,
+         NO_RANGE},
         {"holdout", OPT_INT, &o.holdout,
-         "scoring: test images [0, holdout) are the held-out real set, the rest the reference", NULL, 0},
-        {"fashion-mnist-dir", OPT_STRING, &o.data_dir, "the IDX files of Debian's dataset-fashion-mnist", NULL, 0},
-        {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL, 0},
+         "scoring: test images [0, holdout) are the held-out real set, the rest the reference", NULL, 0,
+         RANGE(2, COUNT_MAX)},
+        {"fashion-mnist-dir", OPT_STRING, &o.data_dir, "the IDX files of Debian's dataset-fashion-mnist", NULL, 0,
+         NO_RANGE},
+        {"quiet", OPT_FLAG, &o.quiet, "no progress lines on stderr", NULL, 0, NO_RANGE},
     };
     OptionSet set = {"evaluate",
                      "FMNIST-FD: the Frechet distance between Gaussians fitted to a small Fashion-MNIST classifier's "
@@ -176,9 +184,6 @@ int cmd_evaluate(int argc, char **argv) {
     if (o.train) {
         if (!o.out) die("--train-classifier needs --out (where to write the classifier)");
         if (o.classifier || o.samples) die("--train-classifier does not score: drop --classifier and --samples");
-        if (o.epochs < 1) die("--epochs must be at least 1 (got %d)", o.epochs);
-        if (o.batch < 1 || o.batch > 60000) die("--batch must be in [1, 60000] (got %d)", o.batch);
-        if (!(o.lr > 0)) die("--lr must be positive (got %g)", o.lr);
         train_classifier(&o);
         return 0;
     }

@@ -86,44 +86,51 @@ int cmd_flops(int argc, char **argv) {
     Option options[MODEL_OPTION_COUNT + OWN + DEVICE_OPTION_COUNT];
     model_options_add(&mo, options, 0);
     const Option own[OWN] = {
-        {"all", OPT_FLAG, &all, "every preset S/B/L/XL x 2/4/8 at the given size", NULL, 0},
-        {"dynamic", OPT_FLAG, &dynamic, "DyDiT: add the routers' parameters and MACs", NULL, 0},
-        {"weights", OPT_STRING, &weights, "weights: a DiT's counts, or a DyDiT's realised GMACs per sampling timestep", NULL, 0},
-        {"steps", OPT_INT, &steps, "with --weights: sampling steps of the schedule", NULL, 0},
-        {"num", OPT_INT, &num, "with --weights: samples whose token decisions are averaged", NULL, 0},
-        {"cfg-scale", OPT_FLOAT, &cfg_scale, "with --weights: guidance scale of the sampling run", NULL, 0},
-        {"seed", OPT_INT, &seed, "with --weights: seed of the sampling run", NULL, 0},
+        {"all", OPT_FLAG, &all, "every preset S/B/L/XL x 2/4/8 at the given size", NULL, 0, NO_RANGE},
+        {"dynamic", OPT_FLAG, &dynamic, "DyDiT: add the routers' parameters and MACs", NULL, 0, NO_RANGE},
+        {"weights", OPT_STRING, &weights, "weights: a DiT's counts, or a DyDiT's realised GMACs per sampling timestep",
+         NULL, 0, NO_RANGE},
+        {"steps", OPT_INT, &steps, "with --weights: sampling steps of the schedule", NULL, 0, RANGE(1, 1000)},
+        {"num", OPT_INT, &num, "with --weights: samples whose token decisions are averaged", NULL, 0,
+         RANGE(1, BATCH_MAX)},
+        {"cfg-scale", OPT_FLOAT, &cfg_scale, "with --weights: guidance scale of the sampling run", NULL, 0,
+         GUIDANCE_RANGE},
+        {"seed", OPT_INT, &seed, "with --weights: seed of the sampling run", NULL, 0, SEED_RANGE},
     };
     memcpy(options + MODEL_OPTION_COUNT, own, sizeof(own));
     device_options_add(&dev, options, MODEL_OPTION_COUNT + OWN);
-    OptionSet set = {"flops",
-                     "Parameters and forward GMACs (multiply-adds, as the DiT papers count them), and the per-block "
-                     "attention and MLP MACs that DyDiT's FLOPs loss weighs; with --weights, those of a DiT file, or the "
-                     "realised GMACs of a DyDiT at every step of a sampling schedule.",
-                     "dydit flops [--model DiT-XL/2 | --depth ... ] [--all] [--dynamic] | --weights W [--steps 250]",
-                     options, MODEL_OPTION_COUNT + OWN + DEVICE_OPTION_COUNT};
+    OptionSet set = {
+        "flops",
+        "Parameters and forward GMACs (multiply-adds, as the DiT papers count them), and the per-block "
+        "attention and MLP MACs that DyDiT's FLOPs loss weighs; with --weights, those of a DiT file, or the "
+        "realised GMACs of a DyDiT at every step of a sampling schedule.",
+        "dydit flops [--model DiT-XL/2 | --depth ... ] [--all] [--dynamic] | --weights W [--steps 250]", options,
+        MODEL_OPTION_COUNT + OWN + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (weights) {
-        if (steps < 1 || num < 1) die("--steps and --num must be at least 1");
         return realised_flops(weights, &mo, &dev, &set, steps, num, cfg_scale, seed);
     }
     DitConfig base = model_options_config(&mo, &set);
     base.dynamic = dynamic;
     char why[256];
     if (dit_config_validate(&base, why, sizeof(why))) die("invalid model: %s", why);
-    print_header(dynamic);
     if (!all) {
+        print_header(dynamic);
         print_row(&base);
         return 0;
     }
+    // every preset at the given size, each checked before the first row is printed
+    enum { PRESETS = 12 };
     const char *sizes[] = {"S", "B", "L", "XL"};
-    for (int s = 0; s < 4; s++)
-        for (int p = 2; p <= 8; p *= 2) {
-            DitConfig c = base;
-            char name[16];
-            snprintf(name, sizeof(name), "DiT-%s/%d", sizes[s], p);
-            dit_config_apply_preset(&c, name);
-            print_row(&c);
-        }
+    DitConfig presets[PRESETS];
+    for (int k = 0; k < PRESETS; k++) {
+        char name[16];
+        snprintf(name, sizeof(name), "DiT-%s/%d", sizes[k / 3], 2 << (k % 3));
+        presets[k] = base;
+        dit_config_apply_preset(&presets[k], name);
+        if (dit_config_validate(&presets[k], why, sizeof(why))) die("invalid model %s: %s", name, why);
+    }
+    print_header(dynamic);
+    for (int k = 0; k < PRESETS; k++) print_row(&presets[k]);
     return 0;
 }

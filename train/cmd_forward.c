@@ -35,10 +35,10 @@ int cmd_forward(int argc, char **argv) {
     HintOptions ho = {0};
     DeviceOptions dev;
     Option options[FORWARD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT] = {
-        {"weights", OPT_STRING, &weights, "weights file (safetensors)", NULL, 0},
-        {"inputs", OPT_STRING, &inputs, "x (B,C,H,W) f32, t (B) timesteps, y (B) labels", NULL, 0},
-        {"out", OPT_STRING, &out_path, "output: out (B,C_out,H,W); for a DyDiT also the masks", NULL, 0},
-        {"complete", OPT_FLAG, &complete, "DyDiT: the complete path (masks computed, not applied)", NULL, 0},
+        {"weights", OPT_STRING, &weights, "weights file (safetensors)", NULL, 0, NO_RANGE},
+        {"inputs", OPT_STRING, &inputs, "x (B,C,H,W) f32, t (B) timesteps, y (B) labels", NULL, 0, NO_RANGE},
+        {"out", OPT_STRING, &out_path, "output: out (B,C_out,H,W); for a DyDiT also the masks", NULL, 0, NO_RANGE},
+        {"complete", OPT_FLAG, &complete, "DyDiT: the complete path (masks computed, not applied)", NULL, 0, NO_RANGE},
     };
     hint_options_add(&ho, options, FORWARD_OWN_OPTIONS);
     device_options_add(&dev, options, FORWARD_OWN_OPTIONS + HINT_OPTION_COUNT);
@@ -77,6 +77,8 @@ int cmd_forward(int argc, char **argv) {
     size_t on = (size_t)(oshape[0] * oshape[1] * oshape[2] * oshape[3]);
     float *out = xmalloc(on * sizeof(float));
     m.ops->download(out, m.act.out, on * sizeof(float));
+    int64_t bad = first_nonfinite_record(out, B, on / (size_t)B);
+    if (bad >= 0) die("the forward pass produced a non-finite value in sample %lld; nothing written", (long long)bad);
 
     StWriter *w = st_writer_new();
     st_writer_meta(w, "format", "dydit-forward");

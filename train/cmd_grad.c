@@ -1,5 +1,6 @@
 // train/cmd_grad.c: `dydit grad`, the training loss and every parameter gradient on given
 // tensors (no label dropout, no random draws): the parity interface of the training step.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,21 +45,33 @@ static int read_router_noise(const StFile *in, DitModel *m, int64_t B) {
     return any;
 }
 
+// Dies naming the first loss term or gradient that is not finite, before anything is written.
+static void require_finite_outputs(const TensorTable *table, const float *grads, const char *const *scalar_names,
+                                   const float *scalars, int scalar_count) {
+    for (int i = 0; i < scalar_count; i++)
+        if (!isfinite(scalars[i])) die("the loss term %s came out non-finite; nothing written", scalar_names[i]);
+    for (int i = 0; i < table->count; i++) {
+        const TensorInfo *t = &table->tensors[i];
+        if (t->trainable && first_nonfinite_record(grads + t->offset, 1, t->numel) >= 0)
+            die("the gradient of %s holds a non-finite value; nothing written", t->name);
+    }
+}
+
 int cmd_grad(int argc, char **argv) {
     GradOptions o = {.stage = 2, .target = 1.0, .tau = 5.0, .flops_weight = 2.0};
     HintOptions ho = {0};
     DeviceOptions dev;
     Option options[GRAD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT] = {
-        {"weights", OPT_STRING, &o.weights, "weights file (safetensors)", NULL, 0},
+        {"weights", OPT_STRING, &o.weights, "weights file (safetensors)", NULL, 0, NO_RANGE},
         {"inputs", OPT_STRING, &o.inputs,
          "x0, noise (B,C,H,W) f32, t (B), y (B); DyDiT: optional gumbel_attn/gumbel_mlp (B,L,H-1), gumbel_token "
          "(B,L,N), y_complete (B)",
-         NULL, 0},
-        {"out", OPT_STRING, &o.out, "output: loss terms and grad.<name> per trainable parameter", NULL, 0},
-        {"stage", OPT_INT, &o.stage, "DyDiT: 1 adds the complete path's loss, 2 does not", NULL, 0},
-        {"target", OPT_FLOAT, &o.target, "DyDiT: the FLOPs ratio target", NULL, 0},
-        {"tau", OPT_FLOAT, &o.tau, "DyDiT: straight-through temperature", NULL, 0},
-        {"flops-weight", OPT_FLOAT, &o.flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0},
+         NULL, 0, NO_RANGE},
+        {"out", OPT_STRING, &o.out, "output: loss terms and grad.<name> per trainable parameter", NULL, 0, NO_RANGE},
+        {"stage", OPT_INT, &o.stage, "DyDiT: 1 adds the complete path's loss, 2 does not", NULL, 0, RANGE(1, 2)},
+        {"target", OPT_FLOAT, &o.target, "DyDiT: the FLOPs ratio target", NULL, 0, RANGE(0, 1)},
+        {"tau", OPT_FLOAT, &o.tau, "DyDiT: straight-through temperature", NULL, 0, RANGE_ABOVE(0, 1e6)},
+        {"flops-weight", OPT_FLOAT, &o.flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0, RANGE(0, 1e6)},
     };
     hint_options_add(&ho, options, GRAD_OWN_OPTIONS);
     device_options_add(&dev, options, GRAD_OWN_OPTIONS + HINT_OPTION_COUNT);
@@ -70,8 +83,6 @@ int cmd_grad(int argc, char **argv) {
                      GRAD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!o.weights || !o.inputs || !o.out) die("--weights, --inputs and --out are required (see dydit grad --help)");
-    if (o.stage != 1 && o.stage != 2) die("--stage must be 1 or 2 (got %d)", o.stage);
-    if (!(o.tau > 0)) die("--tau must be positive");
 
     Backend backend = device_options_open(&dev, 0);
     const Ops *ops = backend.ops;
@@ -116,6 +127,7 @@ int cmd_grad(int argc, char **argv) {
     int scalar_count = !c->dynamic ? 3 : o.stage == 1 ? 7 : 5;
     float *grads = xmalloc(m.table.total * sizeof(float));
     ops->download(grads, m.grads, m.table.total * sizeof(float));
+    require_finite_outputs(&m.table, grads, scalar_names, scalars, scalar_count);
     StWriter *w = st_writer_new();
     st_writer_meta(w, "format", "dydit-grad");
     for (int i = 0; i < scalar_count; i++) st_writer_add(w, scalar_names[i], ST_F32, 0, NULL, &scalars[i]);

@@ -15,12 +15,12 @@
 #include "train/commands.h"
 #include "train/options.h"
 
-enum { PANEL_WIDTH = 720, PANEL_HEIGHT = 300, MAX_PANELS = 8, NAME_MAX = 256 };
+enum { PANEL_WIDTH = 720, PANEL_HEIGHT = 300, MAX_PANELS = 8, FIELD_NAME_MAX = 256 };
 
 typedef struct {
     char *logs[PLOT_MAX_SERIES];
     int log_count;
-    char key[NAME_MAX];
+    char key[FIELD_NAME_MAX];
     double reference; // NaN: none
 } Panel;
 
@@ -98,7 +98,7 @@ static void draw_panel(Canvas *c, const Panel *panel) {
 static void parse_key(Panel *panel, const char *spec) {
     const char *colon = strchr(spec, ':');
     size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-    if (!len || len >= NAME_MAX) die("'%s' does not start with a key", spec);
+    if (!len || len >= FIELD_NAME_MAX) die("'%s' does not start with a key", spec);
     memcpy(panel->key, spec, len);
     panel->key[len] = 0;
     panel->reference = NAN;
@@ -144,10 +144,12 @@ int cmd_plot(int argc, char **argv) {
     const char *panel_specs = NULL, *logs = NULL, *fields = NULL, *out = NULL;
     Option options[] = {
         {"panels", OPT_STRING, &panel_specs,
-         "comma-separated FILE:KEY[:REFERENCE], one panel each (REFERENCE: a dashed horizontal line)", NULL, 0},
-        {"logs", OPT_STRING, &logs, "comma-separated logs drawn together in every --field panel", NULL, 0},
-        {"field", OPT_STRING, &fields, "with --logs: comma-separated KEY[:REFERENCE], one panel each", NULL, 0},
-        {"out", OPT_STRING, &out, "the PNG to write", NULL, 0},
+         "comma-separated FILE:KEY[:REFERENCE], one panel each (REFERENCE: a dashed horizontal line)", NULL, 0,
+         NO_RANGE},
+        {"logs", OPT_STRING, &logs, "comma-separated logs drawn together in every --field panel", NULL, 0, NO_RANGE},
+        {"field", OPT_STRING, &fields, "with --logs: comma-separated KEY[:REFERENCE], one panel each", NULL, 0,
+         NO_RANGE},
+        {"out", OPT_STRING, &out, "the PNG to write", NULL, 0, NO_RANGE},
     };
     OptionSet set = {"plot",
                      "Plots keys of JSON-lines training logs against their step, one panel per key, with titles, "

@@ -27,34 +27,40 @@ enum { SAMPLE_OPTIONS_MAX = 40 };
 static int add_options(SampleOptions *o, Option *opts) {
     const Option list[] = {
         {"weights", OPT_STRING, &o->weights, "DiT or DyDiT weights (safetensors; e.g. a run's ema.safetensors)", NULL,
-         0},
-        {"vae", OPT_STRING, &o->vae, "SD VAE weights, to decode a latent model's samples", NULL, 0},
-        {"sampler", OPT_STRING, &o->sampler, "ddpm (ancestral) or ddim", NULL, 0},
-        {"steps", OPT_INT, &o->steps, "sampling steps (timestep respacing of the 1000-step schedule)", NULL, 0},
-        {"spacing", OPT_STRING, &o->spacing, "respacing string instead of --steps, e.g. ddim50 or 10,20,30", NULL, 0},
-        {"eta", OPT_FLOAT, &o->eta, "DDIM noise scale (0: deterministic)", NULL, 0},
-        {"cfg-scale", OPT_FLOAT, &o->cfg_scale, "classifier-free guidance scale (1: none)", NULL, 0},
+         0, NO_RANGE},
+        {"vae", OPT_STRING, &o->vae, "SD VAE weights, to decode a latent model's samples", NULL, 0, NO_RANGE},
+        {"sampler", OPT_STRING, &o->sampler, "ddpm (ancestral) or ddim", NULL, 0, NO_RANGE},
+        {"steps", OPT_INT, &o->steps, "sampling steps (timestep respacing of the 1000-step schedule)", NULL, 0,
+         RANGE(1, 1000)},
+        {"spacing", OPT_STRING, &o->spacing, "respacing string instead of --steps, e.g. ddim50 or 10,20,30", NULL, 0,
+         NO_RANGE},
+        {"eta", OPT_FLOAT, &o->eta, "DDIM noise scale (0: deterministic)", NULL, 0, RANGE(0, 1)},
+        {"cfg-scale", OPT_FLOAT, &o->cfg_scale, "classifier-free guidance scale (1: none)", NULL, 0, GUIDANCE_RANGE},
         {"cfg-all-channels", OPT_FLAG, &o->cfg_all, "guide every eps channel (DiT/DyDiT guide channels 0-2 only)", NULL,
-         0},
+         0, NO_RANGE},
         {"clip-denoised", OPT_INT, &o->clip, "1: clamp the x0 prediction to [-1, 1] at every step",
-         "1 for a pixel-space model, 0 for latents (as DiT)", 0},
-        {"classes", OPT_STRING, &o->classes, "comma-separated labels, repeated over the samples", "random", 0},
-        {"num", OPT_INT, &o->num, "number of samples", NULL, 0},
-        {"batch", OPT_INT, &o->batch, "samples per sampler call (twice the rows with guidance)", NULL, 0},
-        {"seed", OPT_INT, &o->seed, "seed of the noise and the random classes", NULL, 0},
-        {"dynamic", OPT_FLAG, &o->dynamic, "DyDiT: skip the switched-off heads, groups and tokens", "on for a DyDiT",
-         0},
-        {"complete", OPT_FLAG, &o->complete, "DyDiT: run the complete (static) network instead", NULL, 0},
-        {"grid", OPT_STRING, &o->grid, "PNG grid of the samples", NULL, 0},
-        {"nrow", OPT_INT, &o->per_row, "images per row of the grid", NULL, 0},
-        {"npz", OPT_STRING, &o->npz, ".npz for the ADM evaluator: arr_0 uint8 (N, H, W, 3)", NULL, 0},
-        {"latents", OPT_STRING, &o->latents, "safetensors file of the raw latents (N, C, H, W) and labels", NULL, 0},
-        {"scale", OPT_FLOAT, &o->scale, "VAE latent scale factor", NULL, 0},
+         "1 for a pixel-space model, 0 for latents (as DiT)", 0, RANGE(0, 1)},
+        {"classes", OPT_STRING, &o->classes, "comma-separated labels, repeated over the samples", "random", 0,
+         NO_RANGE},
+        {"num", OPT_INT, &o->num, "number of samples", NULL, 0, RANGE(1, COUNT_MAX)},
+        {"batch", OPT_INT, &o->batch, "samples per sampler call (twice the rows with guidance)", NULL, 0,
+         RANGE(1, BATCH_MAX)},
+        {"seed", OPT_INT, &o->seed, "seed of the noise and the random classes", NULL, 0, SEED_RANGE},
+        {"dynamic", OPT_FLAG, &o->dynamic, "DyDiT: skip the switched-off heads, groups and tokens", "on for a DyDiT", 0,
+         NO_RANGE},
+        {"complete", OPT_FLAG, &o->complete, "DyDiT: run the complete (static) network instead", NULL, 0, NO_RANGE},
+        {"grid", OPT_STRING, &o->grid, "PNG grid of the samples", NULL, 0, NO_RANGE},
+        {"nrow", OPT_INT, &o->per_row, "images per row of the grid", NULL, 0, RANGE(1, 65536)},
+        {"npz", OPT_STRING, &o->npz, ".npz for the ADM evaluator: arr_0 uint8 (N, H, W, 3)", NULL, 0, NO_RANGE},
+        {"latents", OPT_STRING, &o->latents, "safetensors file of the raw latents (N, C, H, W) and labels", NULL, 0,
+         NO_RANGE},
+        {"scale", OPT_FLOAT, &o->scale, "VAE latent scale factor", NULL, 0, RANGE_ABOVE(0, 1000)},
         {"save-masks", OPT_STRING, &o->masks,
-         "DyDiT: directory for token-mask heat maps and the realised FLOPs per timestep (CSV and plot)", NULL, 0},
+         "DyDiT: directory for token-mask heat maps and the realised FLOPs per timestep (CSV and plot)", NULL, 0,
+         NO_RANGE},
         {"trace", OPT_STRING, &o->trace, "safetensors file of the initial latents and every step's noise (checks)",
-         NULL, 0},
-        {"quiet", OPT_FLAG, &o->quiet, "no progress on stderr", NULL, 0},
+         NULL, 0, NO_RANGE},
+        {"quiet", OPT_FLAG, &o->quiet, "no progress on stderr", NULL, 0, NO_RANGE},
     };
     int count = (int)(sizeof(list) / sizeof(list[0]));
     memcpy(opts, list, sizeof(list));
@@ -135,7 +141,6 @@ int cmd_sample(int argc, char **argv) {
         count + HINT_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!o.weights) die("--weights is required (see dydit sample --help)");
-    if (o.num < 1 || o.batch < 1 || o.steps < 1) die("--num, --batch and --steps must be at least 1");
     if (!o.grid && !o.npz && !o.latents) die("nothing to write: pass --grid, --npz and/or --latents");
     if (strcmp(o.sampler, "ddpm") && strcmp(o.sampler, "ddim")) die("--sampler must be ddpm or ddim");
     if (o.dynamic && o.complete) die("--dynamic and --complete exclude each other");
@@ -191,7 +196,8 @@ int cmd_sample(int argc, char **argv) {
 
     size_t numel = (size_t)c->in_channels * c->input_size * c->input_size, image_bytes = (size_t)side * side * 3;
     float *x = ops->alloc((size_t)batch * numel * sizeof(float));
-    float *all_latents = o.latents ? xmalloc((size_t)o.num * numel * sizeof(float)) : NULL;
+    // every sample's latents for --latents, else one batch: each batch is checked on the host
+    float *all_latents = xmalloc((o.latents ? (size_t)o.num : (size_t)batch) * numel * sizeof(float));
     uint8_t *rgb = xmalloc((size_t)batch * image_bytes), *grid = o.grid ? xmalloc((size_t)o.num * image_bytes) : NULL;
     SamplerStepStats *stats = xcalloc((size_t)S, sizeof(SamplerStepStats)),
                      *sum = xcalloc((size_t)S, sizeof(SamplerStepStats));
@@ -220,7 +226,11 @@ int cmd_sample(int argc, char **argv) {
             sum[i].group_keep += stats[i].group_keep * n;
             sum[i].token_keep += stats[i].token_keep * n;
         }
-        if (all_latents) ops->download(all_latents + (size_t)first * numel, x, (size_t)n * numel * sizeof(float));
+        float *host = o.latents ? all_latents + (size_t)first * numel : all_latents;
+        ops->download(host, x, (size_t)n * numel * sizeof(float));
+        int64_t bad = first_nonfinite_record(host, n, numel);
+        if (bad >= 0)
+            die("sampling produced a non-finite value in sample %lld; nothing written", (long long)(first + bad));
         if (o.grid || o.npz || o.masks) image_maker_run(&im, x, n, rgb);
         if (npz && npz_append(npz, rgb, (size_t)n * image_bytes, err, sizeof(err))) die("%s", err);
         if (grid) memcpy(grid + (size_t)first * image_bytes, rgb, (size_t)n * image_bytes);
@@ -249,7 +259,7 @@ int cmd_sample(int argc, char **argv) {
     if (o.masks) write_flops_outputs(o.masks, sum, S);
     if (npz && npz_close(npz, err, sizeof(err))) die("%s", err);
     if (grid && png_write_grid(o.grid, grid, o.num, side, side, 3, o.per_row, 2, err, sizeof(err))) die("%s", err);
-    if (all_latents) write_latents(o.latents, all_latents, y, c, o.num);
+    if (o.latents) write_latents(o.latents, all_latents, y, c, o.num);
     if (trace) write_trace(o.trace, trace, S, o.num, c);
     printf("sampled %d images in %.2f s (%.3g images/s); %.4g GMACs per image-forward (static %.4g, ratio %.3f)", o.num,
            elapsed, o.num / elapsed, macs / 1e9, static_macs / 1e9, macs / static_macs);

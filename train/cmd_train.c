@@ -41,67 +41,84 @@ static int add_options(TrainOptions *o, Option *opts) {
         {"data", OPT_STRING, &o->data,
          "'synthetic', a directory of latent shards (dydit encode), or one safetensors file with latents "
          "(N,C,H,W) and labels (N)",
-         NULL, 0},
-        {"synthetic-size", OPT_INT, &o->synthetic_size, "samples generated for --data synthetic", NULL, 0},
-        {"init", OPT_STRING, &o->init, "start from these weights (the model shape comes from the file)", "DiT init", 0},
+         NULL, 0, NO_RANGE},
+        {"synthetic-size", OPT_INT, &o->synthetic_size, "samples generated for --data synthetic", NULL, 0,
+         RANGE(1, COUNT_MAX)},
+        {"init", OPT_STRING, &o->init, "start from these weights (the model shape comes from the file)", "DiT init", 0,
+         NO_RANGE},
         {"resume", OPT_STRING, &o->resume,
-         "continue from a checkpoint directory, a run directory's newest, or 'latest' (--out's newest)", NULL, 0},
-        {"steps", OPT_INT, &o->steps, "train until this many steps are done", NULL, 0},
-        {"batch", OPT_INT, &o->batch, "samples per step, over all processes (the global batch)", NULL, 0},
-        {"global-batch", OPT_INT, &o->global_batch, "the same as --batch, spelled for multi-process runs", "--batch",
-         0},
+         "continue from a checkpoint directory, a run directory's newest, or 'latest' (--out's newest)", NULL, 0,
+         NO_RANGE},
+        {"steps", OPT_INT, &o->steps, "train until this many steps are done", NULL, 0, RANGE(1, INT_MAX)},
+        {"batch", OPT_INT, &o->batch, "samples per step, over all processes (the global batch)", NULL, 0,
+         RANGE(1, BATCH_MAX)},
+        {"global-batch", OPT_INT, &o->global_batch, "the same as --batch, spelled for multi-process runs", "--batch", 0,
+         RANGE(1, BATCH_MAX)},
         {"micro-batch", OPT_INT, &o->micro_batch,
          "samples per forward/backward pass; a process accumulates its share of the batch over passes",
-         "the process's share", 0},
-        {"zero", OPT_INT, &o->zero, "1: ZeRO-1, AdamW's moments sharded over the processes", NULL, 0},
-        {"bucket-mb", OPT_FLOAT, &o->bucket_mb, "MiB of gradients per all-reduce bucket", NULL, 0},
+         "the process's share", 0, RANGE(0, BATCH_MAX)},
+        {"zero", OPT_INT, &o->zero, "1: ZeRO-1, AdamW's moments sharded over the processes", NULL, 0, RANGE(0, 1)},
+        {"bucket-mb", OPT_FLOAT, &o->bucket_mb, "MiB of gradients per all-reduce bucket", NULL, 0,
+         RANGE_ABOVE(0, 65536)},
         {"collective-timeout", OPT_FLOAT, &o->collective_timeout,
-         "seconds a process waits for the others in a collective before ending the job (0: forever)", NULL, 0},
-        {"lr", OPT_FLOAT, &o->lr, "AdamW learning rate", NULL, 0},
-        {"warmup", OPT_INT, &o->warmup, "linear LR warm-up steps (0: constant LR)", NULL, 0},
-        {"weight-decay", OPT_FLOAT, &o->weight_decay, "AdamW decoupled weight decay", NULL, 0},
-        {"beta1", OPT_FLOAT, &o->beta1, "AdamW first-moment decay", NULL, 0},
-        {"beta2", OPT_FLOAT, &o->beta2, "AdamW second-moment decay", NULL, 0},
-        {"adam-eps", OPT_FLOAT, &o->adam_eps, "AdamW epsilon", NULL, 0},
-        {"clip-grad-norm", OPT_FLOAT, &o->clip_grad_norm, "scale gradients down to this global norm (0: off)", NULL, 0},
+         "seconds a process waits for the others in a collective before ending the job (0: forever)", NULL, 0,
+         RANGE(0, 1e6)},
+        {"lr", OPT_FLOAT, &o->lr, "AdamW learning rate", NULL, 0, RANGE(0, 1)},
+        {"warmup", OPT_INT, &o->warmup, "linear LR warm-up steps (0: constant LR)", NULL, 0, RANGE(0, INT_MAX)},
+        {"weight-decay", OPT_FLOAT, &o->weight_decay, "AdamW decoupled weight decay", NULL, 0, RANGE(0, 1)},
+        {"beta1", OPT_FLOAT, &o->beta1, "AdamW first-moment decay", NULL, 0, RANGE_BELOW(0, 1)},
+        {"beta2", OPT_FLOAT, &o->beta2, "AdamW second-moment decay", NULL, 0, RANGE_BELOW(0, 1)},
+        {"adam-eps", OPT_FLOAT, &o->adam_eps, "AdamW epsilon", NULL, 0, RANGE_ABOVE(0, 1)},
+        {"clip-grad-norm", OPT_FLOAT, &o->clip_grad_norm, "scale gradients down to this global norm (0: off)", NULL, 0,
+         RANGE(0, 1e30)},
         {"skip-grad-norm", OPT_FLOAT, &o->skip_grad_norm, "skip the update when the global norm reaches this (0: off)",
-         NULL, 0},
-        {"ema-decay", OPT_FLOAT, &o->ema_decay, "EMA decay per step", NULL, 0},
+         NULL, 0, RANGE(0, 1e30)},
+        {"ema-decay", OPT_FLOAT, &o->ema_decay, "EMA decay per step", NULL, 0, RANGE(0, 1)},
         {"stratified", OPT_INT, &o->stratified, "1: timesteps stratified over the 4 quarters of the schedule",
-         "1 for a DyDiT, else 0", 0},
-        {"seed", OPT_INT, &o->seed, "seed of every random draw", NULL, 0},
-        {"log-every", OPT_INT, &o->log_every, "steps between JSON log lines", NULL, 0},
-        {"log", OPT_STRING, &o->log, "JSON-lines log file", "stdout", 0},
-        {"out", OPT_STRING, &o->out, "run directory: model.safetensors, ema.safetensors, checkpoints/", NULL, 0},
-        {"checkpoint-every", OPT_INT, &o->checkpoint_every, "steps between checkpoints (0: only at the end)", NULL, 0},
-        {"ckpt-every", OPT_INT, &o->checkpoint_every, "the same as --checkpoint-every", NULL, 0},
-        {"keep-checkpoints", OPT_INT, &o->keep_checkpoints, "how many checkpoints to keep", NULL, 0},
-        {"threads", OPT_INT, &o->threads, "CPU threads (0: OpenMP's default)", NULL, 0},
-        {"quiet", OPT_FLAG, &o->quiet, "no progress lines on stderr", NULL, 0},
+         "1 for a DyDiT, else 0", 0, RANGE(0, 1)},
+        {"seed", OPT_INT, &o->seed, "seed of every random draw", NULL, 0, SEED_RANGE},
+        {"log-every", OPT_INT, &o->log_every, "steps between JSON log lines", NULL, 0, RANGE(1, INT_MAX)},
+        {"log", OPT_STRING, &o->log, "JSON-lines log file", "stdout", 0, NO_RANGE},
+        {"out", OPT_STRING, &o->out, "run directory: model.safetensors, ema.safetensors, checkpoints/", NULL, 0,
+         NO_RANGE},
+        {"checkpoint-every", OPT_INT, &o->checkpoint_every, "steps between checkpoints (0: only at the end)", NULL, 0,
+         RANGE(0, INT_MAX)},
+        {"ckpt-every", OPT_INT, &o->checkpoint_every, "the same as --checkpoint-every", NULL, 0, RANGE(0, INT_MAX)},
+        {"keep-checkpoints", OPT_INT, &o->keep_checkpoints, "how many checkpoints to keep", NULL, 0, RANGE(1, 1e6)},
+        {"threads", OPT_INT, &o->threads, "CPU threads (0: OpenMP's default)", NULL, 0, RANGE(0, THREADS_MAX)},
+        {"quiet", OPT_FLAG, &o->quiet, "no progress lines on stderr", NULL, 0, NO_RANGE},
         // DyDiT
-        {"dynamic", OPT_FLAG, &o->dynamic, "DyDiT: add routers (to --init DiT weights, or a new model)", NULL, 0},
+        {"dynamic", OPT_FLAG, &o->dynamic, "DyDiT: add routers (to --init DiT weights, or a new model)", NULL, 0,
+         NO_RANGE},
         {"router-input", OPT_STRING, &o->router_input, "DyDiT: width routers read 'timestep' (E_t) or 'condition'",
-         "timestep", 0},
-        {"stage", OPT_INT, &o->stage, "DyDiT: 1 adds the complete model's loss (warm-up stage), 2 does not", NULL, 0},
-        {"lambda", OPT_FLOAT, &o->lambda, "DyDiT: target FLOPs ratio of the attention and MLP blocks", NULL, 0},
+         "timestep", 0, NO_RANGE},
+        {"stage", OPT_INT, &o->stage, "DyDiT: 1 adds the complete model's loss (warm-up stage), 2 does not", NULL, 0,
+         RANGE(1, 2)},
+        {"lambda", OPT_FLOAT, &o->lambda, "DyDiT: target FLOPs ratio of the attention and MLP blocks", NULL, 0,
+         RANGE_ABOVE(0, 1)},
         {"lambda-warmup", OPT_INT, &o->lambda_warmup,
-         "DyDiT: steps over which the target falls linearly from 1 to lambda (0: at once)", NULL, 0},
+         "DyDiT: steps over which the target falls linearly from 1 to lambda (0: at once)", NULL, 0,
+         RANGE(0, INT_MAX)},
         {"lambda-hold", OPT_INT, &o->lambda_hold,
          "DyDiT: the target stays 1 for this many steps, then the warm-up ramp starts; -1: the official schedule "
          "(ramp from step 0, target 1 for the first 100 steps regardless)",
-         NULL, 0},
-        {"flops-weight", OPT_FLOAT, &o->flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0},
+         NULL, 0, RANGE(-1, INT_MAX)},
+        {"flops-weight", OPT_FLOAT, &o->flops_weight, "DyDiT: weight of the FLOPs loss", NULL, 0, RANGE(0, 1e6)},
         {"flops-group-size", OPT_INT, &o->flops_group_size,
          "DyDiT: FLOPs loss averaged over groups of this many consecutive samples of the global batch (0: all of it)",
-         NULL, 0},
-        {"tau", OPT_FLOAT, &o->tau, "DyDiT: straight-through Gumbel-sigmoid temperature", NULL, 0},
-        {"tau-end", OPT_FLOAT, &o->tau_end, "DyDiT: temperature at the last step (linear schedule)", "--tau", 0},
-        {"threshold", OPT_FLOAT, &o->threshold, "DyDiT: a router keeps a unit when logit + noise > this", NULL, 0},
-        {"router-bias", OPT_FLOAT, &o->router_bias, "DyDiT: initial bias of new width routers", NULL, 0},
+         NULL, 0, RANGE(0, BATCH_MAX)},
+        {"tau", OPT_FLOAT, &o->tau, "DyDiT: straight-through Gumbel-sigmoid temperature", NULL, 0, RANGE_ABOVE(0, 1e6)},
+        {"tau-end", OPT_FLOAT, &o->tau_end, "DyDiT: temperature at the last step (linear schedule)", "--tau", 0,
+         RANGE_ABOVE(0, 1e6)},
+        {"threshold", OPT_FLOAT, &o->threshold, "DyDiT: a router keeps a unit when logit + noise > this", NULL, 0,
+         RANGE(-1e6, 1e6)},
+        {"router-bias", OPT_FLOAT, &o->router_bias, "DyDiT: initial bias of new width routers", NULL, 0,
+         RANGE(-1e4, 1e4)},
         {"token-router-bias", OPT_FLOAT, &o->token_router_bias, "DyDiT: initial output bias of new token routers", NULL,
-         0},
+         0, RANGE(-1e4, 1e4)},
         {"reorder-heads", OPT_FLAG, &o->reorder_heads,
-         "DyDiT: order heads and MLP units by importance before fine-tuning (index 0 = most important)", NULL, 0},
+         "DyDiT: order heads and MLP units by importance before fine-tuning (index 0 = most important)", NULL, 0,
+         NO_RANGE},
     };
     int count = (int)(sizeof(own) / sizeof(own[0]));
     int first = MODEL_OPTION_COUNT + DEVICE_OPTION_COUNT;
@@ -186,20 +203,14 @@ static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, floa
 }
 
 static void fill_dydit(DyditTraining *d, const TrainOptions *o, const OptionSet *set) {
-    if (o->stage != 1 && o->stage != 2) die("--stage must be 1 or 2 (got %d)", o->stage);
-    if (!(o->lambda > 0 && o->lambda <= 1)) die("--lambda must be in (0, 1] (got %g)", o->lambda);
-    if (!(o->tau > 0)) die("--tau must be positive");
     d->stage = o->stage;
     d->lambda = o->lambda;
     d->lambda_warmup = o->lambda_warmup;
-    if (o->lambda_warmup < 0) die("--lambda-warmup must be at least 0 (got %d)", o->lambda_warmup);
-    if (o->lambda_hold < -1) die("--lambda-hold must be -1 (the official schedule) or at least 0 (got %d)", o->lambda_hold);
     d->lambda_hold = o->lambda_hold;
     d->flops_weight = o->flops_weight;
     d->flops_group_size = o->flops_group_size;
     d->tau = o->tau;
     d->tau_end = o->tau_end;
-    if (!(d->tau_end > 0)) die("--tau-end must be positive");
     d->threshold = o->threshold;
 }
 
@@ -261,13 +272,7 @@ int cmd_train(int argc, char **argv) {
             die("--batch %d and --global-batch %d disagree (they name the same number)", o.batch, o.global_batch);
         o.batch = o.global_batch;
     }
-    if (o.micro_batch < 0) die("--micro-batch must be positive (or 0: the process's whole share)");
-    if (o.zero != 0 && o.zero != 1) die("--zero must be 0 or 1 (got %d)", o.zero);
-    if (!(o.bucket_mb > 0)) die("--bucket-mb must be positive");
-    if (!(o.collective_timeout >= 0)) die("--collective-timeout must be at least 0");
     if (o.clip_grad_norm > 0 && o.skip_grad_norm > 0) die("--clip-grad-norm and --skip-grad-norm exclude each other");
-    if (o.log_every < 1) die("--log-every must be at least 1");
-    if (o.checkpoint_every < 0 || o.keep_checkpoints < 1) die("--checkpoint-every >= 0 and --keep-checkpoints >= 1");
     if (o.resume && !o.out) die("--resume needs --out (where the continued run writes)");
     if (o.resume && !strcmp(o.resume, "latest")) o.resume = o.out;
     if (o.threads > 0) omp_set_num_threads(o.threads);
@@ -290,7 +295,6 @@ int cmd_train(int argc, char **argv) {
     LatentSet data = {0};
     char err[1024];
     if (!strcmp(o.data, "synthetic")) {
-        if (o.synthetic_size < 1) die("--synthetic-size must be at least 1");
         latent_set_synthetic(&data, o.synthetic_size, tc.model.in_channels, tc.model.input_size, tc.model.num_classes,
                              (uint64_t)o.seed);
         tc.data = &data;

@@ -7,9 +7,9 @@ void device_options_add(DeviceOptions *d, Option *o, int at) {
     d->precision = NULL;
     const Option list[DEVICE_OPTION_COUNT] = {
         {"device", OPT_STRING, &d->device, "cpu, cuda, cuda:N, or cpu-guarded (a slow check of host code)",
-         "auto: cuda when built with it and a GPU is present", 0},
+         "auto: cuda when built with it and a GPU is present", 0, NO_RANGE},
         {"precision", OPT_STRING, &d->precision, "of dense products on cuda: bf16 or fp32 (CPU: fp32 only)",
-         "bf16 on cuda", 0},
+         "bf16 on cuda", 0, NO_RANGE},
     };
     for (int i = 0; i < DEVICE_OPTION_COUNT; i++) o[at + i] = list[i];
 }

@@ -10,17 +10,22 @@ static const char *const model_option_names[MODEL_OPTION_COUNT] = {
 void model_options_add(ModelOptions *mo, Option *o, int at) {
     const char *preset = "from --model";
     const Option list[MODEL_OPTION_COUNT] = {
-        {model_option_names[0], OPT_STRING, &mo->model, "preset DiT-{S,B,L,XL}/{2,4,8}", "DiT-XL/2", 0},
-        {model_option_names[1], OPT_INT, &mo->depth, "number of blocks", preset, 0},
-        {model_option_names[2], OPT_INT, &mo->hidden, "width D", preset, 0},
-        {model_option_names[3], OPT_INT, &mo->heads, "attention heads", preset, 0},
-        {model_option_names[4], OPT_INT, &mo->patch, "patch size", preset, 0},
-        {model_option_names[5], OPT_INT, &mo->in_channels, "latent channels", "4", 0},
-        {model_option_names[6], OPT_INT, &mo->input_size, "latent height = width", "32", 0},
-        {model_option_names[7], OPT_INT, &mo->num_classes, "classes (a null class is added for guidance)", "1000", 0},
-        {model_option_names[8], OPT_INT, &mo->learn_sigma, "1: predict the variance too (2C outputs)", "1", 0},
-        {model_option_names[9], OPT_FLOAT, &mo->mlp_ratio, "MLP hidden / width", "4", 0},
-        {model_option_names[10], OPT_FLOAT, &mo->class_dropout, "label dropout probability", "0.1", 0},
+        {model_option_names[0], OPT_STRING, &mo->model, "preset DiT-{S,B,L,XL}/{2,4,8}", "DiT-XL/2", 0, NO_RANGE},
+        {model_option_names[1], OPT_INT, &mo->depth, "number of blocks", preset, 0, RANGE(1, DIT_MAX_DEPTH)},
+        {model_option_names[2], OPT_INT, &mo->hidden, "width D", preset, 0, RANGE(2, DIT_MAX_HIDDEN)},
+        {model_option_names[3], OPT_INT, &mo->heads, "attention heads", preset, 0, RANGE(1, DIT_MAX_HEADS)},
+        {model_option_names[4], OPT_INT, &mo->patch, "patch size", preset, 0, RANGE(1, DIT_MAX_PATCH)},
+        {model_option_names[5], OPT_INT, &mo->in_channels, "latent channels", "4", 0, RANGE(1, DIT_MAX_CHANNELS)},
+        {model_option_names[6], OPT_INT, &mo->input_size, "latent height = width", "32", 0,
+         RANGE(1, DIT_MAX_INPUT_SIZE)},
+        {model_option_names[7], OPT_INT, &mo->num_classes, "classes (a null class is added for guidance)", "1000", 0,
+         RANGE(1, DIT_MAX_CLASSES)},
+        {model_option_names[8], OPT_INT, &mo->learn_sigma, "1: predict the variance too (2C outputs)", "1", 0,
+         RANGE(0, 1)},
+        {model_option_names[9], OPT_FLOAT, &mo->mlp_ratio, "MLP hidden / width", "4", 0,
+         RANGE_ABOVE(0, DIT_MAX_MLP_RATIO)},
+        {model_option_names[10], OPT_FLOAT, &mo->class_dropout, "label dropout probability", "0.1", 0,
+         RANGE_BELOW(0, 1)},
     };
     for (int i = 0; i < MODEL_OPTION_COUNT; i++) o[at + i] = list[i];
 }
@@ -56,10 +61,13 @@ int model_options_any_set(const OptionSet *set) {
 void hint_options_add(HintOptions *ho, Option *o, int at) {
     const Option list[HINT_OPTION_COUNT] = {
         {"model", OPT_STRING, &ho->model, "preset name, when the weights do not say (e.g. DiT-XL/2)", "from the file",
-         0},
-        {"heads", OPT_INT, &ho->heads, "attention heads, when the weights do not say", "from the file", 0},
-        {"input-size", OPT_INT, &ho->input_size, "latent size, when the weights have no pos_embed", "from the file", 0},
-        {"class-dropout", OPT_FLOAT, &ho->class_dropout, "0: the label table has no null row", "from the file", 0},
+         0, NO_RANGE},
+        {"heads", OPT_INT, &ho->heads, "attention heads, when the weights do not say", "from the file", 0,
+         RANGE(1, DIT_MAX_HEADS)},
+        {"input-size", OPT_INT, &ho->input_size, "latent size, when the weights have no pos_embed", "from the file", 0,
+         RANGE(1, DIT_MAX_INPUT_SIZE)},
+        {"class-dropout", OPT_FLOAT, &ho->class_dropout, "0: the label table has no null row", "from the file", 0,
+         RANGE_BELOW(0, 1)},
     };
     for (int i = 0; i < HINT_OPTION_COUNT; i++) o[at + i] = list[i];
 }

@@ -22,6 +22,34 @@ static Option *find_option(OptionSet *set, const char *name, size_t len) {
     return NULL;
 }
 
+// "[0, 1)", "(0, 10]": the range as it reads in --help and in errors.
+static const char *range_text(const OptionRange *r, char *buf, size_t size) {
+    snprintf(buf, size, "%c%.10g, %.10g%c", r->min_excluded ? '(' : '[', r->min, r->max, r->max_excluded ? ')' : ']');
+    return buf;
+}
+
+static int in_range(const OptionRange *r, double v) {
+    int above_min = r->min_excluded ? v > r->min : v >= r->min;
+    int below_max = r->max_excluded ? v < r->max : v <= r->max;
+    return above_min && below_max;
+}
+
+static void require_in_range(const Option *o, double v, const char *where, const char *line) {
+    char range[64];
+    if (!in_range(&o->range, v))
+        die("%s%s: --%s must be in %s, got %.10g", where, line, o->name, range_text(&o->range, range, sizeof(range)),
+            v);
+}
+
+// A numeric option without a range is a mistake in a command's table, caught by any run of it.
+static void require_ranges_declared(const OptionSet *set) {
+    for (int i = 0; i < set->count; i++) {
+        const Option *o = &set->options[i];
+        if ((o->type == OPT_INT || o->type == OPT_FLOAT) && !o->range.declared)
+            die("internal: option --%s of dydit %s declares no range", o->name, set->command);
+    }
+}
+
 // where: the file, and its line when lineno > 0 ("FILE:LINE"), or a label such as "command line".
 static void set_value(OptionSet *set, Option *o, const char *value, const char *where, int lineno) {
     char line[24] = "";
@@ -31,6 +59,7 @@ static void set_value(OptionSet *set, Option *o, const char *value, const char *
         long v;
         if (parse_long(value, &v) || v < INT_MIN || v > INT_MAX)
             die("%s%s: --%s wants an integer in [%d, %d], got '%.80s'", where, line, o->name, INT_MIN, INT_MAX, value);
+        require_in_range(o, (double)v, where, line);
         *(int *)o->target = (int)v;
         break;
     }
@@ -38,6 +67,7 @@ static void set_value(OptionSet *set, Option *o, const char *value, const char *
         double v;
         if (parse_double(value, &v) || !isfinite(v))
             die("%s%s: --%s wants a finite number, got '%.80s'", where, line, o->name, value);
+        require_in_range(o, v, where, line);
         *(double *)o->target = v;
         break;
     }
@@ -134,7 +164,7 @@ static void print_help(const OptionSet *set) {
     printf("%s\n\nusage: %s\n\noptions:\n", set->summary, set->usage);
     for (int i = 0; i < set->count; i++) {
         const Option *o = &set->options[i];
-        char left[64], def[128] = "";
+        char left[64], def[128] = "", range[80] = "";
         const char *arg = o->type == OPT_INT ? " N" : o->type == OPT_FLOAT ? " X" : o->type == OPT_STRING ? " S" : "";
         snprintf(left, sizeof(left), "--%s%s", o->name, arg);
         if (o->default_text)
@@ -145,13 +175,18 @@ static void print_help(const OptionSet *set) {
             snprintf(def, sizeof(def), " (default %g)", *(double *)o->target);
         else if (o->type == OPT_STRING && *(const char **)o->target)
             snprintf(def, sizeof(def), " (default %s)", *(const char **)o->target);
-        printf("  %-26s %s%s\n", left, o->help, def);
+        if (o->range.declared) {
+            char bounds[64];
+            snprintf(range, sizeof(range), ", in %s", range_text(&o->range, bounds, sizeof(bounds)));
+        }
+        printf("  %-26s %s%s%s\n", left, o->help, range, def);
     }
     printf("  %-26s %s\n  %-26s %s\n", "--config FILE", "read 'key = value' lines first; the command line wins",
            "--help", "show this help");
 }
 
 void options_parse(OptionSet *set, int argc, char **argv) {
+    require_ranges_declared(set);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             print_help(set);

@@ -6,9 +6,37 @@
 // line override the config file wherever they appear. The effective values can be printed and
 // serialised so every run records what it ran with.
 #pragma once
+#include <limits.h>
 #include <stdio.h>
 
 typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG } OptionType;
+
+// The values a numeric option accepts: from min to max, each bound included unless its flag
+// excludes it. Every OPT_INT and OPT_FLOAT option declares one; the parser refuses a value
+// outside it with one line naming the option, and --help prints it.
+typedef struct {
+    double min, max;
+    unsigned char min_excluded, max_excluded;
+    unsigned char declared;
+} OptionRange;
+
+#define RANGE(lo, hi)                                                                                                  \
+    { (lo), (hi), 0, 0, 1 } // [lo, hi]
+#define RANGE_ABOVE(lo, hi)                                                                                            \
+    { (lo), (hi), 1, 0, 1 } // (lo, hi]
+#define RANGE_BELOW(lo, hi)                                                                                            \
+    { (lo), (hi), 0, 1, 1 } // [lo, hi)
+#define NO_RANGE                                                                                                       \
+    { 0, 0, 0, 0, 0 } // strings and flags
+
+// Bounds shared by several commands: counts stay far from int overflow in the products they
+// enter, seeds may be any non-negative int, and a guidance scale beyond 100 only amplifies
+// the difference of two predictions into values no sampler step survives.
+#define COUNT_MAX 1e9
+#define BATCH_MAX 1048576
+#define THREADS_MAX 1024
+#define SEED_RANGE RANGE(0, INT_MAX)
+#define GUIDANCE_RANGE RANGE(0, 100)
 
 typedef struct {
     const char *name; // long name without dashes: "lr"
@@ -17,6 +45,7 @@ typedef struct {
     const char *help;
     const char *default_text; // shown in --help instead of the target's value, when set
     int was_set;              // filled by the parser: 1 when the file or the command line gave a value
+    OptionRange range;        // OPT_INT and OPT_FLOAT only
 } Option;
 
 typedef struct {
@@ -28,7 +57,7 @@ typedef struct {
 } OptionSet;
 
 // Parses argv (argv[0] is the command name). Exits 0 after printing help for --help; exits 1 with
-// a one-line error for unknown options, missing values and malformed numbers.
+// a one-line error for unknown options, missing values, malformed numbers and numbers out of range.
 void options_parse(OptionSet *set, int argc, char **argv);
 // Whether the named option received a value.
 int options_was_set(const OptionSet *set, const char *name);

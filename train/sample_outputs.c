@@ -45,6 +45,8 @@ void image_maker_run(ImageMaker *im, const float *latents, int n, uint8_t *rgb) 
         ops->scale(im->scratch, 1.0f / im->scale, numel);
         vae_decode(im->vae, im->scratch, im->images, n, im->size, im->size);
         ops->download(host, im->images, (size_t)n * 3 * pixels * sizeof(float));
+        if (first_nonfinite_record(host, n, 3 * pixels) >= 0)
+            die("the VAE decoder produced a non-finite value from finite latents; nothing written");
     } else {
         C = im->channels;
         ops->download(host, latents, (size_t)n * C * pixels * sizeof(float));
