@@ -17,4 +17,6 @@ void image_resample(const uint8_t *in, int w, int h, int c, uint8_t *out, int ou
 // ADM center crop of in (h, w, c) to out (size, size, c): while the short side is at least
 // 2 * size, halve both sides (w // 2, h // 2) with BOX; then BICUBIC to the short side `size` (the
 // long side round(long * size / short), Python's round); then the centred size x size window.
+// Only that window is resampled: memory and work follow the input and `size`, not the resized long
+// side (a 1 x 100000 image would otherwise become 64 x 6400000 on the way to a 64 x 64 crop).
 void center_crop_adm(const uint8_t *in, int w, int h, int c, int size, uint8_t *out);
