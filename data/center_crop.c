@@ -145,15 +145,17 @@ static void resample_window(const uint8_t *in, int w, int h, int c, int64_t out_
     }
     // horizontal first through an 8-bit intermediate, as PIL does: the rounding in between is part
     // of the result
-    const uint8_t *rows = in + (size_t)row_lo * w * c + (size_t)left * c;
-    size_t stride = (size_t)w * c;
+    size_t in_stride = (size_t)w * c, stride = in_stride;
+    const uint8_t *rows;
     uint8_t *tmp = NULL;
     if (out_w != w) {
         Weights horizontal = make_weights(w, out_w, left, win_w, filter);
         rows = tmp = xmalloc((size_t)(row_hi - row_lo) * win_w * c);
-        resample_rows(in + (size_t)row_lo * stride, w, row_hi - row_lo, c, tmp, win_w, &horizontal);
+        resample_rows(in + (size_t)row_lo * in_stride, w, row_hi - row_lo, c, tmp, win_w, &horizontal);
         free_weights(&horizontal);
         stride = (size_t)win_w * c;
+    } else { // the width stays: the window's own columns
+        rows = in + (size_t)row_lo * in_stride + (size_t)left * c;
     }
     if (out_h != h) {
         resample_columns(rows, stride, win_w, c, out, win_h, &vertical);
