@@ -135,8 +135,9 @@ static void rows_read(Weights *wt, int count, int *lo, int *hi) {
 // out (win_h, win_w, c): the window at (left, top) of in (h, w, c) resized to (out_w, out_h), pixel
 // for pixel what the whole resize would hold there. Only the input rows the window reads are
 // resampled, so the work and memory follow the window and the input, never the whole output.
-static void resample_window(const uint8_t *in, int w, int h, int c, int64_t out_w, int64_t out_h, int64_t left,
-                            int64_t top, int win_w, int win_h, ResampleFilter filter, uint8_t *out) {
+// 0, or -1 when the horizontal pass's intermediate (up to the input's size) cannot be allocated.
+static int resample_window(const uint8_t *in, int w, int h, int c, int64_t out_w, int64_t out_h, int64_t left,
+                           int64_t top, int win_w, int win_h, ResampleFilter filter, uint8_t *out) {
     Weights vertical = {0};
     int row_lo = (int)top, row_hi = (int)top + win_h; // the height stays: the window's own rows
     if (out_h != h) {
@@ -149,8 +150,12 @@ static void resample_window(const uint8_t *in, int w, int h, int c, int64_t out_
     const uint8_t *rows;
     uint8_t *tmp = NULL;
     if (out_w != w) {
+        rows = tmp = malloc((size_t)(row_hi - row_lo) * win_w * c);
+        if (!tmp) {
+            free_weights(&vertical);
+            return -1;
+        }
         Weights horizontal = make_weights(w, out_w, left, win_w, filter);
-        rows = tmp = xmalloc((size_t)(row_hi - row_lo) * win_w * c);
         resample_rows(in + (size_t)row_lo * in_stride, w, row_hi - row_lo, c, tmp, win_w, &horizontal);
         free_weights(&horizontal);
         stride = (size_t)win_w * c;
@@ -164,18 +169,23 @@ static void resample_window(const uint8_t *in, int w, int h, int c, int64_t out_
         for (int y = 0; y < win_h; y++) memcpy(out + (size_t)y * win_w * c, rows + y * stride, (size_t)win_w * c);
     }
     free(tmp);
+    return 0;
 }
 
-void image_resample(const uint8_t *in, int w, int h, int c, uint8_t *out, int out_w, int out_h, ResampleFilter filter) {
-    resample_window(in, w, h, c, out_w, out_h, 0, 0, out_w, out_h, filter, out);
+int image_resample(const uint8_t *in, int w, int h, int c, uint8_t *out, int out_w, int out_h, ResampleFilter filter) {
+    return resample_window(in, w, h, c, out_w, out_h, 0, 0, out_w, out_h, filter, out);
 }
 
-void center_crop_adm(const uint8_t *in, int w, int h, int c, int size, uint8_t *out) {
+int center_crop_adm(const uint8_t *in, int w, int h, int c, int size, uint8_t *out) {
     uint8_t *cur = NULL; // the current image when it is no longer `in`
     const uint8_t *src = in;
     while ((w < h ? w : h) >= 2 * size) {
-        uint8_t *half = xmalloc((size_t)(w / 2) * (h / 2) * c);
-        image_resample(src, w, h, c, half, w / 2, h / 2, RESAMPLE_BOX);
+        uint8_t *half = malloc((size_t)(w / 2) * (h / 2) * c);
+        if (!half || image_resample(src, w, h, c, half, w / 2, h / 2, RESAMPLE_BOX)) {
+            free(half);
+            free(cur);
+            return -1;
+        }
         free(cur);
         src = cur = half;
         w /= 2, h /= 2;
@@ -184,6 +194,7 @@ void center_crop_adm(const uint8_t *in, int w, int h, int c, int size, uint8_t *
     // centred window is computed
     double scale = (double)size / (w < h ? w : h);
     int64_t rw = (int64_t)nearbyint(w * scale), rh = (int64_t)nearbyint(h * scale); // ties to even, as Python's round
-    resample_window(src, w, h, c, rw, rh, (rw - size) / 2, (rh - size) / 2, size, size, RESAMPLE_BICUBIC, out);
+    int rc = resample_window(src, w, h, c, rw, rh, (rw - size) / 2, (rh - size) / 2, size, size, RESAMPLE_BICUBIC, out);
     free(cur);
+    return rc;
 }

@@ -84,8 +84,13 @@ static int load_file(const ImageSource *s, int64_t i, float *image, ImageItem *i
     item->upscaled = (im.width < im.height ? im.width : im.height) < s->size;
     size_t plane = (size_t)s->size * s->size;
     uint8_t *crop = xmalloc(plane * 3);
-    center_crop_adm(im.rgb, im.width, im.height, 3, s->size, crop);
+    int cropped = center_crop_adm(im.rgb, im.width, im.height, 3, s->size, crop) == 0;
     image_free(&im);
+    if (!cropped) {
+        free(crop);
+        return fail_at(err, err_size, s->folder.paths[i], "out of memory cropping a %dx%d image", item->width,
+                       item->height);
+    }
     for (size_t p = 0; p < plane; p++) {
         const uint8_t *rgb = crop + 3 * p;
         if (s->grayscale) {
