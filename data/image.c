@@ -96,7 +96,7 @@ static int decode_jpeg(const uint8_t *data, size_t size, const char *name, Image
     rgb = image_buffer((size_t)w * (size_t)h * 3);
     row = image_buffer((size_t)w * (size_t)n);
     if (!rgb || !row) {
-        snprintf(errors.message, sizeof(errors.message), "out of memory for a %dx%d image", w, h);
+        snprintf(errors.message, sizeof(errors.message), "out of memory decoding a %dx%d image", w, h);
         longjmp(errors.jump, 1);
     }
     while ((int)cinfo.output_scanline < h) {
@@ -144,11 +144,23 @@ static void png_read_memory(png_structp png, png_bytep out, png_size_t n) {
     src->pos += n;
 }
 
+// n-channel pixels packed from the buffer's start become RGB in place (gray replicated, alpha
+// dropped). Narrowing (n = 4) walks forward and widening (n < 3) backward, so that every pixel is
+// read before a later write reaches it.
+static void pixels_to_rgb(uint8_t *buf, size_t pixels, int n) {
+    if (n >= 3) {
+        for (size_t p = 0; p < pixels; p++)
+            for (int ch = 0; ch < 3; ch++) buf[3 * p + ch] = buf[(size_t)n * p + ch];
+    } else {
+        for (size_t p = pixels; p-- > 0;) buf[3 * p] = buf[3 * p + 1] = buf[3 * p + 2] = buf[(size_t)n * p];
+    }
+}
+
 static int decode_png(const uint8_t *data, size_t size, const char *name, Image *out, char *err, int err_size) {
     PngSource src = {data, size, 0, ""};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_fail, png_quiet);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    uint8_t *volatile pixels = NULL, *volatile rgb = NULL;
+    uint8_t *volatile pixels = NULL;
     png_bytep *volatile rows = NULL;
     if (!info) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
@@ -157,7 +169,6 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, Image 
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
         free(pixels);
-        free(rgb);
         free(rows);
         return fail_at(err, err_size, name, "%s", src.message);
     }
@@ -176,21 +187,21 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, Image 
     int n = png_get_channels(png, info);
     size_t stride = png_get_rowbytes(png, info);
     if (n < 1 || n > 4 || stride != (size_t)w * (size_t)n) png_error(png, "unexpected row layout after expansion");
-    pixels = image_buffer(stride * h);
+    // one buffer, large enough for the decoded rows and for their RGB, which replaces them
+    size_t area = (size_t)w * h;
+    pixels = image_buffer(area * (n > 3 ? (size_t)n : 3));
     rows = image_buffer(sizeof(png_bytep) * h);
-    rgb = image_buffer((size_t)w * h * 3);
-    if (!pixels || !rows || !rgb) {
-        snprintf(src.message, sizeof(src.message), "out of memory for a %ux%u image", (unsigned)w, (unsigned)h);
+    if (!pixels || !rows) {
+        snprintf(src.message, sizeof(src.message), "out of memory decoding a %ux%u image", (unsigned)w, (unsigned)h);
         png_longjmp(png, 1);
     }
     for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + (size_t)y * stride;
     png_read_image(png, rows);
     png_destroy_read_struct(&png, &info, NULL);
-    int gray = n <= 2; // gray or gray + alpha
-    for (size_t p = 0; p < (size_t)w * h; p++)
-        for (int ch = 0; ch < 3; ch++) rgb[3 * p + ch] = pixels[p * (size_t)n + (gray ? 0 : (size_t)ch)];
-    free(pixels);
     free(rows);
+    pixels_to_rgb(pixels, area, n);
+    uint8_t *rgb = pixels;
+    if (n > 3 && (rgb = realloc(pixels, area * 3)) == NULL) rgb = pixels; // gives back the alpha's share
     out->width = (int)w;
     out->height = (int)h;
     out->rgb = rgb;
