@@ -195,6 +195,14 @@ test:
 test-installed: $(DYDIT) $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT)
 	PYTHON=$(PYTHON) BUILD=$(BUILD) DYDIT=$(DYDIT) tests/run.sh
 
+# make test-sanitize: the command-line, corpus and image tests against the ASan+UBSan build
+# (build-san/dydit), which CI runs on every change; SANITIZE_TESTS names other tests (tests/run.sh's
+# TESTS), test programs among them are built too.
+SANITIZE_TESTS ?= cli corrupt encode images
+test-sanitize:
+	$(MAKE) SANITIZE=1 build-san/dydit $(patsubst %,build-san/tests/%,$(filter test_% parity_%,$(SANITIZE_TESTS)))
+	PYTHON=$(PYTHON) BUILD=build-san DYDIT=build-san/dydit TESTS="$(SANITIZE_TESTS)" tests/run.sh
+
 # The GPU suite (tests/cuda/run.sh): every CUDA op and a whole DyDiT training step, sampling loop
 # and VAE against the CPU backend, then every GPU of this machine in one NCCL communicator. Needs a
 # GPU, and MPI for the NCCL check (as root: MPIRUN="mpirun --allow-run-as-root").
@@ -249,5 +257,5 @@ bench-gpu:
 	@echo "error: the GPU benchmarks need the CUDA backend (nvcc and cuBLASLt were not found)" >&2; exit 1
 endif
 
-.PHONY: all test test-installed test-cuda bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
+.PHONY: all test test-installed test-sanitize test-cuda bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -29,20 +29,22 @@ typedef struct {
     int32_t *coef; // (out, taps) fixed-point weights
 } Weights;
 
-// For each output sample the filter is centred on its position in input coordinates; on a
-// downscale its support widens by the scale so every input sample contributes.
-static Weights make_weights(int in_size, int out_size, ResampleFilter filter) {
+// Weights of the output samples [first_out, first_out + count) of a resize from in_size to out_size
+// samples: for each the filter is centred on its position in input coordinates; on a downscale its
+// support widens by the scale so every input sample contributes. A sample's weights depend only on
+// its position, so any window of the output can be computed without the rest.
+static Weights make_weights(int in_size, int64_t out_size, int64_t first_out, int count, ResampleFilter filter) {
     double (*f)(double) = filter == RESAMPLE_BOX ? box_filter : bicubic_filter;
-    double scale = (double)in_size / out_size, widen = scale < 1.0 ? 1.0 : scale, inv_widen = 1.0 / widen;
+    double scale = (double)in_size / (double)out_size, widen = scale < 1.0 ? 1.0 : scale, inv_widen = 1.0 / widen;
     double support = (filter == RESAMPLE_BOX ? 0.5 : 2.0) * widen;
     Weights w;
     w.taps = (int)ceil(support) * 2 + 1;
-    w.first = xmalloc(sizeof(int) * (size_t)out_size);
-    w.count = xmalloc(sizeof(int) * (size_t)out_size);
-    w.coef = xcalloc((size_t)out_size * (size_t)w.taps, sizeof(int32_t));
+    w.first = xmalloc(sizeof(int) * (size_t)count);
+    w.count = xmalloc(sizeof(int) * (size_t)count);
+    w.coef = xcalloc((size_t)count * (size_t)w.taps, sizeof(int32_t));
     double *k = xmalloc(sizeof(double) * (size_t)w.taps);
-    for (int o = 0; o < out_size; o++) {
-        double center = (o + 0.5) * scale;
+    for (int o = 0; o < count; o++) {
+        double center = ((double)(first_out + o) + 0.5) * scale;
         int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5); // truncation, as PIL
         if (lo < 0) lo = 0;
         if (hi > in_size) hi = in_size;
@@ -102,15 +104,16 @@ static void resample_rows(const uint8_t *in, int w, int h, int c, uint8_t *out, 
         rows_pass(in, w, h, c, out, out_w, wt);
 }
 
-// in (h, w, c) -> out (out_h, w, c), accumulating whole input rows so the inner loop is contiguous
-static void resample_columns(const uint8_t *restrict in, int w, int h, int c, uint8_t *restrict out, int out_h,
-                             const Weights *wt) {
+// in (rows of w * c bytes, in_stride bytes apart) -> out (out_h, w, c), accumulating whole input rows
+// so the inner loop is contiguous
+static void resample_columns(const uint8_t *restrict in, size_t in_stride, int w, int c, uint8_t *restrict out,
+                             int out_h, const Weights *wt) {
     size_t stride = (size_t)w * c;
     int32_t *restrict sum = xmalloc(stride * sizeof(int32_t));
     for (int y = 0; y < out_h; y++) {
         for (size_t e = 0; e < stride; e++) sum[e] = 1 << (WEIGHT_BITS - 1);
         for (int i = 0; i < wt->count[y]; i++) {
-            const uint8_t *restrict src = in + (size_t)(wt->first[y] + i) * stride;
+            const uint8_t *restrict src = in + (size_t)(wt->first[y] + i) * in_stride;
             const int32_t k = wt->coef[(size_t)y * wt->taps + i];
             for (size_t e = 0; e < stride; e++) sum[e] += src[e] * k;
         }
@@ -119,47 +122,79 @@ static void resample_columns(const uint8_t *restrict in, int w, int h, int c, ui
     free(sum);
 }
 
-void image_resample(const uint8_t *in, int w, int h, int c, uint8_t *out, int out_w, int out_h, ResampleFilter filter) {
-    if (out_w == w && out_h == h) {
-        memcpy(out, in, (size_t)w * h * c);
-        return;
+// The input rows [*lo, *hi) that the weights read; their first samples become relative to *lo.
+static void rows_read(Weights *wt, int count, int *lo, int *hi) {
+    *lo = wt->first[0], *hi = wt->first[0] + wt->count[0];
+    for (int o = 1; o < count; o++) {
+        if (wt->first[o] < *lo) *lo = wt->first[o];
+        if (wt->first[o] + wt->count[o] > *hi) *hi = wt->first[o] + wt->count[o];
+    }
+    for (int o = 0; o < count; o++) wt->first[o] -= *lo;
+}
+
+// out (win_h, win_w, c): the window at (left, top) of in (h, w, c) resized to (out_w, out_h), pixel
+// for pixel what the whole resize would hold there. Only the input rows the window reads are
+// resampled, so the work and memory follow the window and the input, never the whole output.
+// 0, or -1 when the horizontal pass's intermediate (up to the input's size) cannot be allocated.
+static int resample_window(const uint8_t *in, int w, int h, int c, int64_t out_w, int64_t out_h, int64_t left,
+                           int64_t top, int win_w, int win_h, ResampleFilter filter, uint8_t *out) {
+    Weights vertical = {0};
+    int row_lo = (int)top, row_hi = (int)top + win_h; // the height stays: the window's own rows
+    if (out_h != h) {
+        vertical = make_weights(h, out_h, top, win_h, filter);
+        rows_read(&vertical, win_h, &row_lo, &row_hi);
     }
     // horizontal first through an 8-bit intermediate, as PIL does: the rounding in between is part
     // of the result
-    const uint8_t *rows = in;
+    size_t in_stride = (size_t)w * c, stride = in_stride;
+    const uint8_t *rows;
     uint8_t *tmp = NULL;
     if (out_w != w) {
-        Weights wt = make_weights(w, out_w, filter);
-        uint8_t *dst = out_h != h ? (tmp = xmalloc((size_t)out_w * h * c)) : out;
-        resample_rows(in, w, h, c, dst, out_w, &wt);
-        free_weights(&wt);
-        rows = dst;
+        rows = tmp = malloc((size_t)(row_hi - row_lo) * win_w * c);
+        if (!tmp) {
+            free_weights(&vertical);
+            return -1;
+        }
+        Weights horizontal = make_weights(w, out_w, left, win_w, filter);
+        resample_rows(in + (size_t)row_lo * in_stride, w, row_hi - row_lo, c, tmp, win_w, &horizontal);
+        free_weights(&horizontal);
+        stride = (size_t)win_w * c;
+    } else { // the width stays: the window's own columns
+        rows = in + (size_t)row_lo * in_stride + (size_t)left * c;
     }
     if (out_h != h) {
-        Weights wt = make_weights(h, out_h, filter);
-        resample_columns(rows, out_w, h, c, out, out_h, &wt);
-        free_weights(&wt);
+        resample_columns(rows, stride, win_w, c, out, win_h, &vertical);
+        free_weights(&vertical);
+    } else {
+        for (int y = 0; y < win_h; y++) memcpy(out + (size_t)y * win_w * c, rows + y * stride, (size_t)win_w * c);
     }
     free(tmp);
+    return 0;
 }
 
-void center_crop_adm(const uint8_t *in, int w, int h, int c, int size, uint8_t *out) {
+int image_resample(const uint8_t *in, int w, int h, int c, uint8_t *out, int out_w, int out_h, ResampleFilter filter) {
+    return resample_window(in, w, h, c, out_w, out_h, 0, 0, out_w, out_h, filter, out);
+}
+
+int center_crop_adm(const uint8_t *in, int w, int h, int c, int size, uint8_t *out) {
     uint8_t *cur = NULL; // the current image when it is no longer `in`
     const uint8_t *src = in;
     while ((w < h ? w : h) >= 2 * size) {
-        uint8_t *half = xmalloc((size_t)(w / 2) * (h / 2) * c);
-        image_resample(src, w, h, c, half, w / 2, h / 2, RESAMPLE_BOX);
+        uint8_t *half = malloc((size_t)(w / 2) * (h / 2) * c);
+        if (!half || image_resample(src, w, h, c, half, w / 2, h / 2, RESAMPLE_BOX)) {
+            free(half);
+            free(cur);
+            return -1;
+        }
         free(cur);
         src = cur = half;
         w /= 2, h /= 2;
     }
+    // the resized long side can reach billions of pixels (a 1 x 100000 image to 256 rows): only the
+    // centred window is computed
     double scale = (double)size / (w < h ? w : h);
-    int rw = (int)nearbyint(w * scale), rh = (int)nearbyint(h * scale); // ties to even, like Python's round
-    uint8_t *resized = xmalloc((size_t)rw * rh * c);
-    image_resample(src, w, h, c, resized, rw, rh, RESAMPLE_BICUBIC);
-    int top = (rh - size) / 2, left = (rw - size) / 2;
-    for (int y = 0; y < size; y++)
-        memcpy(out + (size_t)y * size * c, resized + ((size_t)(top + y) * rw + left) * c, (size_t)size * c);
-    free(resized);
+    int64_t rw = (int64_t)nearbyint(w * scale), rh = (int64_t)nearbyint(h * scale); // ties to even, as Python's round
+    int rc = resample_window(src, w, h, c, rw, rh, (rw - size) / 2, (rh - size) / 2, size, size, RESAMPLE_BICUBIC, out);
     free(cur);
+    return rc;
 }

@@ -12,7 +12,7 @@ enum { POOL_ERR = 1024 };
 typedef struct {
     int64_t position; // list position the slot holds, -1 while empty or being loaded
     float *image;
-    int32_t label;
+    ImageItem item;
     int rc;
     char err[POOL_ERR];
 } Slot;
@@ -41,7 +41,7 @@ static void *worker_main(void *arg) {
         int64_t k = p->claimed++;
         Slot *s = &p->slots[k % p->window];
         pthread_mutex_unlock(&p->mutex);
-        int rc = image_source_load(p->src, p->items[k], s->image, &s->label, s->err, POOL_ERR);
+        int rc = image_source_load(p->src, p->items[k], s->image, &s->item, s->err, POOL_ERR);
         pthread_mutex_lock(&p->mutex);
         s->rc = rc;
         s->position = k;
@@ -73,7 +73,7 @@ DecodePool *decode_pool_start(const ImageSource *src, const int64_t *items, int6
     return p;
 }
 
-int decode_pool_next(DecodePool *p, const float **image, int32_t *label, char *err, int err_size) {
+int decode_pool_next(DecodePool *p, const float **image, ImageItem *item, char *err, int err_size) {
     pthread_mutex_lock(&p->mutex);
     if (p->holding) { // the caller is done with the previous item: its slot may be refilled
         p->slots[p->consumed % p->window].position = -1;
@@ -91,7 +91,7 @@ int decode_pool_next(DecodePool *p, const float **image, int32_t *label, char *e
     p->holding = 1;
     pthread_mutex_unlock(&p->mutex);
     *image = s->image;
-    *label = s->label;
+    *item = s->item;
     if (s->rc) snprintf(err, (size_t)err_size, "%s", s->err);
     return s->rc;
 }

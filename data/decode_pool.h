@@ -12,8 +12,8 @@ typedef struct DecodePool DecodePool;
 // Starts `workers` threads on items[0..n) of src (items is copied).
 DecodePool *decode_pool_start(const ImageSource *src, const int64_t *items, int64_t n, int workers, int window);
 // The next item in list order, blocking until it is loaded: its image (channels, size, size),
-// valid until the next call, and label; or -1 with the item's one-line error (the item is then
+// valid until the next call, label and original size; or -1 with the item's one-line error (the item is then
 // consumed too). Calling it after all n items were taken is an error.
-int decode_pool_next(DecodePool *p, const float **image, int32_t *label, char *err, int err_size);
+int decode_pool_next(DecodePool *p, const float **image, ImageItem *item, char *err, int err_size);
 // Stops the workers (items not taken yet are dropped) and frees the pool.
 void decode_pool_stop(DecodePool *p);

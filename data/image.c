@@ -18,6 +18,10 @@ void image_free(Image *im) {
     memset(im, 0, sizeof(*im));
 }
 
+// Pixel buffers grow with the image (up to IMAGE_MAX_PIXELS): when one cannot be had, that image
+// fails with its name, not the whole run, so these use malloc rather than xmalloc.
+static void *image_buffer(size_t bytes) { return malloc(bytes ? bytes : 1); }
+
 static int check_size(long long w, long long h, const char *name, char *err, int err_size) {
     if (w < 1 || h < 1 || w * h > IMAGE_MAX_PIXELS)
         return fail_at(err, err_size, name, "image size %lldx%lld is empty or over %lld pixels", w, h,
@@ -32,12 +36,14 @@ static int check_size(long long w, long long h, const char *name, char *err, int
 typedef struct {
     struct jpeg_error_mgr base;
     jmp_buf jump;
-    char message[JMSG_LENGTH_MAX];
+    char message[JMSG_LENGTH_MAX + 16];
 } JpegErrors;
 
 static void jpeg_fail(j_common_ptr c) {
     JpegErrors *e = (JpegErrors *)c->err;
-    c->err->format_message(c, e->message);
+    char message[JMSG_LENGTH_MAX];
+    c->err->format_message(c, message);
+    snprintf(e->message, sizeof(e->message), "bad JPEG: %s", message);
     longjmp(e->jump, 1);
 }
 
@@ -45,7 +51,7 @@ static void jpeg_fail(j_common_ptr c) {
 // image with grey and call it decoded.
 static void jpeg_message(j_common_ptr c, int level) {
     if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) {
-        snprintf(((JpegErrors *)c->err)->message, JMSG_LENGTH_MAX, "JPEG data ends early (truncated file?)");
+        snprintf(((JpegErrors *)c->err)->message, JMSG_LENGTH_MAX, "bad JPEG: JPEG data ends early (truncated file?)");
         longjmp(((JpegErrors *)c->err)->jump, 1);
     }
 }
@@ -69,7 +75,7 @@ static int decode_jpeg(const uint8_t *data, size_t size, const char *name, Image
         jpeg_destroy_decompress(&cinfo);
         free(rgb);
         free(row);
-        return fail_at(err, err_size, name, "bad JPEG: %s", errors.message);
+        return fail_at(err, err_size, name, "%s", errors.message);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
@@ -87,8 +93,12 @@ static int decode_jpeg(const uint8_t *data, size_t size, const char *name, Image
         jpeg_destroy_decompress(&cinfo);
         return fail_at(err, err_size, name, "bad JPEG: %d colour components after conversion", n);
     }
-    rgb = xmalloc((size_t)w * (size_t)h * 3);
-    row = xmalloc((size_t)w * (size_t)n);
+    rgb = image_buffer((size_t)w * (size_t)h * 3);
+    row = image_buffer((size_t)w * (size_t)n);
+    if (!rgb || !row) {
+        snprintf(errors.message, sizeof(errors.message), "out of memory decoding a %dx%d image", w, h);
+        longjmp(errors.jump, 1);
+    }
     while ((int)cinfo.output_scanline < h) {
         uint8_t *dst = rgb + (size_t)cinfo.output_scanline * (size_t)w * 3;
         JSAMPROW rows[1] = {n == 3 ? dst : row}; // RGB lands in place; gray and CMYK are converted
@@ -121,7 +131,7 @@ typedef struct {
 
 static void png_fail(png_structp png, png_const_charp message) {
     PngSource *src = png_get_error_ptr(png);
-    snprintf(src->message, sizeof(src->message), "%s", message);
+    snprintf(src->message, sizeof(src->message), "bad PNG: %s", message);
     png_longjmp(png, 1);
 }
 
@@ -134,11 +144,23 @@ static void png_read_memory(png_structp png, png_bytep out, png_size_t n) {
     src->pos += n;
 }
 
+// n-channel pixels packed from the buffer's start become RGB in place (gray replicated, alpha
+// dropped). Narrowing (n = 4) walks forward and widening (n < 3) backward, so that every pixel is
+// read before a later write reaches it.
+static void pixels_to_rgb(uint8_t *buf, size_t pixels, int n) {
+    if (n >= 3) {
+        for (size_t p = 0; p < pixels; p++)
+            for (int ch = 0; ch < 3; ch++) buf[3 * p + ch] = buf[(size_t)n * p + ch];
+    } else {
+        for (size_t p = pixels; p-- > 0;) buf[3 * p] = buf[3 * p + 1] = buf[3 * p + 2] = buf[(size_t)n * p];
+    }
+}
+
 static int decode_png(const uint8_t *data, size_t size, const char *name, Image *out, char *err, int err_size) {
     PngSource src = {data, size, 0, ""};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_fail, png_quiet);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    uint8_t *volatile pixels = NULL, *volatile rgb = NULL;
+    uint8_t *volatile pixels = NULL;
     png_bytep *volatile rows = NULL;
     if (!info) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
@@ -147,9 +169,8 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, Image 
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
         free(pixels);
-        free(rgb);
         free(rows);
-        return fail_at(err, err_size, name, "bad PNG: %s", src.message);
+        return fail_at(err, err_size, name, "%s", src.message);
     }
     png_set_read_fn(png, &src, png_read_memory);
     png_read_info(png, info);
@@ -166,17 +187,21 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, Image 
     int n = png_get_channels(png, info);
     size_t stride = png_get_rowbytes(png, info);
     if (n < 1 || n > 4 || stride != (size_t)w * (size_t)n) png_error(png, "unexpected row layout after expansion");
-    pixels = xmalloc(stride * h);
-    rows = xmalloc(sizeof(png_bytep) * h);
+    // one buffer, large enough for the decoded rows and for their RGB, which replaces them
+    size_t area = (size_t)w * h;
+    pixels = image_buffer(area * (n > 3 ? (size_t)n : 3));
+    rows = image_buffer(sizeof(png_bytep) * h);
+    if (!pixels || !rows) {
+        snprintf(src.message, sizeof(src.message), "out of memory decoding a %ux%u image", (unsigned)w, (unsigned)h);
+        png_longjmp(png, 1);
+    }
     for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + (size_t)y * stride;
     png_read_image(png, rows);
     png_destroy_read_struct(&png, &info, NULL);
-    rgb = xmalloc((size_t)w * h * 3);
-    int gray = n <= 2; // gray or gray + alpha
-    for (size_t p = 0; p < (size_t)w * h; p++)
-        for (int ch = 0; ch < 3; ch++) rgb[3 * p + ch] = pixels[p * (size_t)n + (gray ? 0 : (size_t)ch)];
-    free(pixels);
     free(rows);
+    pixels_to_rgb(pixels, area, n);
+    uint8_t *rgb = pixels;
+    if (n > 3 && (rgb = realloc(pixels, area * 3)) == NULL) rgb = pixels; // gives back the alpha's share
     out->width = (int)w;
     out->height = (int)h;
     out->rgb = rgb;
@@ -202,7 +227,11 @@ int image_load(const char *path, Image *out, char *err, int err_size) {
         return fail_at(err, err_size, path, "not a regular file under 2 GiB");
     }
     size_t size = (size_t)st.st_size;
-    uint8_t *data = xmalloc(size);
+    uint8_t *data = image_buffer(size);
+    if (!data) {
+        fclose(f);
+        return fail_at(err, err_size, path, "out of memory reading %zu bytes", size);
+    }
     size_t got = fread(data, 1, size, f);
     fclose(f);
     int rc = got != size ? fail_at(err, err_size, path, "read %zu of %zu bytes", got, size)

@@ -41,7 +41,8 @@ static int list_dir(const char *dir, Names *out, char *err, int err_size) {
     while ((e = readdir(d)))
         if (e->d_name[0] != '.') names_push(out, xstrdup(e->d_name));
     closedir(d);
-    qsort(out->items, (size_t)out->count, sizeof(char *), compare_strings);
+    // an empty folder leaves items NULL, which qsort must not be given even for zero elements
+    if (out->count > 1) qsort(out->items, (size_t)out->count, sizeof(char *), compare_strings);
     return 0;
 }
 

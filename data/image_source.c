@@ -76,13 +76,21 @@ static void load_mnist(const ImageSource *s, int64_t i, float *image) {
         }
 }
 
-static int load_file(const ImageSource *s, int64_t i, float *image, char *err, int err_size) {
+static int load_file(const ImageSource *s, int64_t i, float *image, ImageItem *item, char *err, int err_size) {
     Image im;
     if (image_load(s->folder.paths[i], &im, err, err_size)) return -1;
+    item->width = im.width;
+    item->height = im.height;
+    item->upscaled = (im.width < im.height ? im.width : im.height) < s->size;
     size_t plane = (size_t)s->size * s->size;
     uint8_t *crop = xmalloc(plane * 3);
-    center_crop_adm(im.rgb, im.width, im.height, 3, s->size, crop);
+    int cropped = center_crop_adm(im.rgb, im.width, im.height, 3, s->size, crop) == 0;
     image_free(&im);
+    if (!cropped) {
+        free(crop);
+        return fail_at(err, err_size, s->folder.paths[i], "out of memory cropping a %dx%d image", item->width,
+                       item->height);
+    }
     for (size_t p = 0; p < plane; p++) {
         const uint8_t *rgb = crop + 3 * p;
         if (s->grayscale) {
@@ -95,16 +103,19 @@ static int load_file(const ImageSource *s, int64_t i, float *image, char *err, i
     return 0;
 }
 
-int image_source_load(const ImageSource *s, int64_t i, float *image, int32_t *label, char *err, int err_size) {
+int image_source_load(const ImageSource *s, int64_t i, float *image, ImageItem *item, char *err, int err_size) {
+    memset(item, 0, sizeof(*item));
     if (i < 0 || i >= s->count) {
         snprintf(err, (size_t)err_size, "%s: no item %lld", s->name, (long long)i);
         return -1;
     }
     if (s->mnist.images) {
         load_mnist(s, i, image);
-        *label = s->mnist.labels[i];
+        item->label = s->mnist.labels[i];
+        item->width = s->mnist.cols;
+        item->height = s->mnist.rows;
         return 0;
     }
-    *label = s->folder.labels[i];
-    return load_file(s, i, image, err, err_size);
+    item->label = s->folder.labels[i];
+    return load_file(s, i, image, item, err, err_size);
 }

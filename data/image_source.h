@@ -11,6 +11,13 @@
 #include "data/idx.h"
 #include "data/image_folder.h"
 
+// What an item holds besides its pixels.
+typedef struct {
+    int32_t label;
+    int upscaled;      // folder: the image's short side is below size, so the crop enlarges it
+    int width, height; // of the image before it was cropped or padded
+} ImageItem;
+
 typedef struct {
     char *name; // recorded as a shard's source: "fashion-mnist/train", "folder:/data/train"
     int64_t count;
@@ -30,6 +37,6 @@ int image_source_fashion_mnist(ImageSource *s, const char *dir, const char *spli
 int image_source_folder(ImageSource *s, const char *root, int size, int grayscale, char *err, int err_size);
 void image_source_free(ImageSource *s);
 
-// Item i as image (channels, size, size) in [-1, 1] and its label. Safe to call from several
-// threads. 0, or -1 with "PATH: problem" for an unreadable or corrupt file.
-int image_source_load(const ImageSource *s, int64_t i, float *image, int32_t *label, char *err, int err_size);
+// Item i as image (channels, size, size) in [-1, 1], its label and original size. Safe to call from
+// several threads. 0, or -1 with "PATH: problem" for an unreadable or corrupt file.
+int image_source_load(const ImageSource *s, int64_t i, float *image, ImageItem *item, char *err, int err_size);

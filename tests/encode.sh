@@ -80,9 +80,11 @@ run_check make_folder "$python" $check make-folder "$img"
     --shard-size 4 >"$work/folder.out" 2>"$work/folder.err"
 rc=$?
 warnings=$(grep -c '^warning: ' "$work/folder.err")
-if [ $rc -eq 0 ] && [ "$warnings" -eq 2 ] && grep -q 'zebra/corrupt.jpg: bad JPEG' "$work/folder.err" &&
+# the two broken files are skipped; the 20x30 one is upscaled (one warning for the run)
+if [ $rc -eq 0 ] && [ "$warnings" -eq 3 ] && grep -q 'zebra/corrupt.jpg: bad JPEG' "$work/folder.err" &&
     grep -q 'zebra/notimage.jpg: neither a JPEG nor a PNG' "$work/folder.err" &&
-    grep -q 'skipped 2 unreadable images; ignored 1 non-image files' "$work/folder.out" &&
+    grep -q 'zebra/upscale.png: 20x30 image upscaled to --image-size 64' "$work/folder.err" &&
+    grep -q 'skipped 2 unreadable images; ignored 1 non-image files; upscaled 1 images' "$work/folder.out" &&
     grep -q '10 samples (3x64x64 F32' "$work/folder.out"; then
     pass folder_corrupt_files_skipped "$(grep '^warning' "$work/folder.err" | tr '\n' ' ' | head -c 200)"
 else

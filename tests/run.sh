@@ -31,18 +31,32 @@ fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:log_path=$work/sanitizer}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:log_path=$work/sanitizer}
 
+# TESTS="NAME ..." runs only the named tests: programs as build/tests names them (test_ops), scripts
+# without .sh (cli); make test-sanitize runs a subset this way. A name that matches no test fails.
+TESTS=${TESTS:-}
+ran=""
+chosen() {
+    [ -z "$TESTS" ] && return 0
+    [[ " $TESTS " == *" $1 "* ]] || return 1
+    ran="$ran $1"
+}
+
 if gpu_present; then
     echo "GPU tests are not part of this suite: make test-cuda runs them"
 else
     echo "GPU tests skipped: no GPU found (nvidia-smi -L); make test-cuda runs them on a GPU machine"
 fi
 for t in build/tests/test_*; do
-    [ -x "$t" ] || continue
+    [ -x "$t" ] && chosen "$(basename "$t")" || continue
     suite_run "$(basename "$t")" "$t" "$work"
 done
 for t in tests/*.sh; do
     case "$(basename "$t")" in run.sh | lib.sh | suite.sh) continue ;; esac
+    chosen "$(basename "$t" .sh)" || continue
     suite_run "$(basename "$t" .sh)" bash "$t" "$work" "$PYTHON"
+done
+for name in $TESTS; do
+    [[ " $ran " == *" $name "* ]] || { echo "FAIL $name: no such test (TESTS names it)"; failed=$((failed + 1)); }
 done
 
 for report in "$work"/sanitizer.*; do

@@ -123,11 +123,20 @@ typedef struct {
     const ShardLayout *layout;
     DecodePool *pool;
     Progress progress;
-    int64_t skipped;
+    int64_t skipped, upscaled;
     float *images;               // (batch, channels, size, size)
     int64_t *items;              // (batch) input item of each staged image
     float *latents, *mean, *std; // encoder outputs for the staged images
 } Encoding;
+
+// The first image the crop enlarges gets one warning: an --image-size above the data's own
+// resolution inflates every latent without adding detail. The others are counted in the summary.
+static void note_upscaled(Encoding *en, int64_t item, const ImageItem *it) {
+    if (en->upscaled++ > 0) return;
+    progress_break(&en->progress);
+    warn("%s: %dx%d image upscaled to --image-size %d (further upscaled images are only counted)",
+         en->src->folder.paths[item], it->width, it->height, en->src->size);
+}
 
 // Encodes the `pending` staged images and stores them as samples [at, at + pending) of a shard.
 static void flush_batch(Encoding *en, int pending, int64_t at, void *values, void *stds) {
@@ -155,15 +164,16 @@ static int64_t encode_shard(Encoding *en, int k, int64_t first, int64_t n, const
     char err[1024];
     for (int64_t j = 0; j < n; j++) {
         const float *image;
-        int32_t label;
-        if (decode_pool_next(en->pool, &image, &label, err, sizeof(err))) {
+        ImageItem item;
+        if (decode_pool_next(en->pool, &image, &item, err, sizeof(err))) {
             progress_break(&en->progress);
             fprintf(stderr, "warning: %s (skipped)\n", err);
             skipped++;
         } else {
+            if (item.upscaled) note_upscaled(en, first + j, &item);
             memcpy(en->images + (size_t)pending * image_numel, image, image_numel * sizeof(float));
             en->items[pending] = first + j;
-            labels[count + pending] = label;
+            labels[count + pending] = item.label;
             if (++pending == en->o->batch) {
                 flush_batch(en, pending, count, values, stds);
                 count += pending;
@@ -345,9 +355,10 @@ int cmd_encode(int argc, char **argv) {
         fprintf(stderr, "dydit encode, effective options:\n");
         options_print(&set, stderr, "  ");
         device_print(&backend);
-        fprintf(stderr, "%s: %lld images, %d classes -> %dx%dx%d %s latents, storage %s\n", src.name,
-                (long long)src.count, src.num_classes, layout.channels, layout.height, layout.width,
-                st_dtype_name(layout.dtype), shard_storage_name(layout.storage));
+        fprintf(stderr, "%s: %lld images, %d classes, %s to %dx%d%s -> %dx%dx%d %s latents, storage %s\n", src.name,
+                (long long)src.count, src.num_classes, src.mnist.images ? "padded" : "center-cropped", src.size,
+                src.size, options_was_set(&set, "image-size") ? "" : " (the default --image-size)", layout.channels,
+                layout.height, layout.width, st_dtype_name(layout.dtype), shard_storage_name(layout.storage));
         if (reused)
             fprintf(stderr, "reusing %d finished shard%s (%lld images)\n", reused, reused == 1 ? "" : "s",
                     (long long)reused_images);
@@ -385,9 +396,10 @@ int cmd_encode(int argc, char **argv) {
            layout.channels, layout.height, layout.width, st_dtype_name(layout.dtype),
            shard_storage_name(layout.storage), layout.encoder, shards);
     printf("encoded %lld images in %.2f s (%.3g images/s); reused %d shards (%lld images); skipped %lld unreadable "
-           "images; ignored %lld non-image files\n",
+           "images; ignored %lld non-image files; upscaled %lld images smaller than %dx%d\n",
            (long long)(n_items - en.skipped), seconds, seconds > 0 ? (double)n_items / seconds : 0.0, reused,
-           (long long)reused_images, (long long)en.skipped, (long long)src.ignored);
+           (long long)reused_images, (long long)en.skipped, (long long)src.ignored, (long long)en.upscaled, src.size,
+           src.size);
 
     shard_index_free(&index);
     free(todo);
