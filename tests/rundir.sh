@@ -130,6 +130,22 @@ else
 fi
 no_temporaries no_temporaries_after_success "$out"
 
+# a DyDiT's mask pictures are outputs too: refused before the work when their folder cannot be made
+# (after the npz was begun, that left its temporary behind), written with the others otherwise
+new_run --dynamic --steps 1 --out "$work/dyn" >/dev/null 2>&1
+dyn_sample() { ./dydit sample --weights "$work/dyn/ema.safetensors" --num 2 --steps 2 --quiet "$@"; }
+expect_error masks_folder_refused "--save-masks $work/a-file/masks: cannot create" \
+    dyn_sample --npz "$out/e.npz" --save-masks "$work/a-file/masks"
+if [ ! -e "$out/e.npz" ]; then pass npz_not_written_when_masks_fail; else fail npz_not_written_when_masks_fail "e.npz exists"; fi
+no_temporaries no_temporaries_after_masks_refused "$out"
+if dyn_sample --npz "$out/f.npz" --save-masks "$out/masks" >/dev/null 2>"$work/err.txt" && [ -s "$out/f.npz" ] &&
+    [ "$(ls "$out/masks" | tr '\n' ' ')" = "flops.csv flops.png token_masks.png token_masks.txt " ]; then
+    pass masks_written_with_npz
+else
+    fail masks_written_with_npz "$(ls "$out/masks" 2>&1 | tr '\n' ' '); $(tail -n 2 "$work/err.txt")"
+fi
+no_temporaries no_temporaries_after_masks "$out"
+
 expect_error decode_npz_over_latents "refusing to overwrite an input" \
     ./dydit decode --vae "$weights" --latents "$out/d.safetensors" --npz "$out/d.safetensors"
 expect_error decode_out_is_directory "is a directory" \
