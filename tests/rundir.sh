@@ -154,6 +154,12 @@ expect_error convert_over_input "refusing to overwrite an input" ./dydit convert
 expect_error convert_over_checkpoint "refusing to overwrite an input" \
     ./dydit convert --in "$work/prune" --out "$work/prune/checkpoints/step-0000003/ema.safetensors"
 expect_error evaluate_out_is_directory "is a directory" ./dydit evaluate --train-classifier --out "$out/dir"
+expect_error plot_over_log "refusing to overwrite an input" \
+    ./dydit plot --panels "$work/prune/log.jsonl:loss" --out "$work/prune/log.jsonl"
+expect_error forward_over_inputs "refusing to overwrite an input" \
+    ./dydit forward --weights "$weights" --inputs "$out/d.safetensors" --out "$out/d.safetensors"
+expect_error grad_over_weights "refusing to overwrite an input" \
+    ./dydit grad --weights "$weights" --inputs "$out/d.safetensors" --out "$weights"
 if cmp -s "$weights" "$work/before.safetensors"; then pass inputs_unchanged; else fail inputs_unchanged "differ"; fi
 
 expect_error train_log_over_init "refusing to overwrite an input" \

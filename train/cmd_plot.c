@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/output_files.h"
 #include "common/util.h"
 #include "data/json.h"
 #include "data/plot.h"
@@ -72,6 +73,8 @@ int cmd_plot(int argc, char **argv) {
                      options, (int)(sizeof(options) / sizeof(options[0]))};
     options_parse(&set, argc, argv);
     if (!panels || !out) die("--panels and --out are required (see dydit plot --help)");
+    OutputFiles outputs = {0};
+    const char *out_file = output_files_add(&outputs, "--out", out);
     char *list = xstrdup(panels), *save = NULL;
     Canvas canvases[MAX_PANELS];
     int count = 0;
@@ -86,6 +89,7 @@ int cmd_plot(int argc, char **argv) {
             *ref++ = 0;
             if (parse_double(ref, &reference)) die("--panels: reference '%s' of %s is not a number", ref, key);
         }
+        output_files_refuse_input(&outputs, "--panels", spec);
         canvases[count] = canvas_new(PANEL_WIDTH, PANEL_HEIGHT);
         draw_panel(&canvases[count++], spec, key, reference);
     }
@@ -97,8 +101,8 @@ int cmd_plot(int argc, char **argv) {
         canvas_free(&canvases[i]);
     }
     char err[512];
-    if (make_parent_dirs(out)) die("%s: cannot create its directory", out);
-    if (png_write(out, rgb, PANEL_WIDTH, PANEL_HEIGHT * count, 3, err, sizeof(err))) die("%s", err);
+    if (png_write(out_file, rgb, PANEL_WIDTH, PANEL_HEIGHT * count, 3, err, sizeof(err))) die("%s", err);
+    output_files_commit(&outputs);
     fprintf(stderr, "wrote %s (%d panels)\n", out, count);
     free(rgb);
     free(list);
