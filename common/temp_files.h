@@ -1,6 +1,7 @@
 // common/temp_files.h: files a command writes under a temporary name before renaming them into
 // place. Every such name is registered here, and whatever is still registered when the process
-// exits (a die() included) is removed, so no failure path leaves a temporary behind.
+// exits (a die() included) or is ended by SIGINT, SIGTERM or SIGHUP is removed, so no failure
+// path leaves a temporary behind.
 #pragma once
 
 // Creates "PATH.tmp-XXXXXX" beside path (mode 0644) and registers it; returns the new

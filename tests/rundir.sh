@@ -146,6 +146,22 @@ else
 fi
 no_temporaries no_temporaries_after_masks "$out"
 
+# a sampling run ended by SIGTERM or SIGHUP leaves no output and no temporary (SIGINT: this shell starts
+# background commands with it ignored)
+for sig in TERM HUP; do
+    mkdir -p "$out/$sig"
+    ./dydit sample --weights "$weights" --num 32 --batch 1 --steps 1000 --quiet --npz "$out/$sig/g.npz" \
+        --grid "$out/$sig/g.png" 2>/dev/null &
+    sampler=$!
+    sleep 1
+    kill -s $sig $sampler
+    wait $sampler 2>/dev/null
+    rc=$?
+    if [ -z "$(ls -A "$out/$sig")" ] && [ $rc -ge 128 ]; then pass "killed_by_sig${sig}_leaves_nothing" "status $rc"; else
+        fail "killed_by_sig${sig}_leaves_nothing" "status $rc; left: $(ls -A "$out/$sig" | tr '\n' ' ')"
+    fi
+done
+
 expect_error decode_npz_over_latents "refusing to overwrite an input" \
     ./dydit decode --vae "$weights" --latents "$out/d.safetensors" --npz "$out/d.safetensors"
 expect_error decode_out_is_directory "is a directory" \
