@@ -77,6 +77,9 @@ expect_error stdout_log_full "stdout: cannot write the log" \
 expect_error log_file_size_limit "limit.jsonl: cannot write the log" \
     sh -c "trap '' XFSZ; ulimit -f 1; exec ./dydit train $shape $tiny --steps 40 --out $work/limit --log $work/limit.jsonl"
 
+expect_error report_to_full_stdout "stdout: cannot write" \
+    sh -c "exec ./dydit sample --weights $work/prune/ema.safetensors --num 2 --steps 2 --quiet --latents $work/l.st >/dev/full"
+
 run=$work/locked
 mkdir -p "$run"
 exec 9>"$run/.lock" # this shell holds the lock, as a training into $run would
