@@ -4,12 +4,12 @@
 #    of later steps (a longer run into the same directory); it never follows a symbolic link, so an
 #    archive outside the run that a link points to stays whole;
 #  - a run refused because --out cannot be created has not truncated its --log; a log the disk
-#    refuses (/dev/full, a file-size limit) ends the run with one line; a second training into a
-#    locked run directory is refused with one line;
+#    refuses (/dev/full, a file-size limit) ends the run with one line, and so does a stdout report;
+#    a second training into a locked run directory (a running one) is refused with one line;
 #  - the outputs of sample, decode, convert and evaluate are all or nothing: an output that is a
 #    directory, or the file of an input (also through a link), is refused before any work, and a
-#    failure leaves neither the outputs nor a temporary behind; an encode without one readable image
-#    leaves nothing;
+#    failure or a fatal signal leaves neither the outputs nor a temporary behind; an encode without
+#    one readable image leaves nothing;
 #  - option values that are not UTF-8 (stored as JSON) are refused before any work.
 # Usage, from the repository root: bash tests/rundir.sh WORKDIR [PYTHON]
 set -u
@@ -92,6 +92,22 @@ if [ ! -e "$run/log.jsonl" ] && [ ! -e "$run/checkpoints" ]; then pass second_wr
 fi
 if new_run --steps 1 --out "$run" >/dev/null 2>"$work/err.txt"; then pass lock_released; else
     fail lock_released "$(tail -n 1 "$work/err.txt")"
+fi
+
+# two real trainings: the second is refused while the first runs, and the first ends as it would alone
+run=$work/two
+./dydit train $shape $tiny --steps 100000 --out "$run" --log "$run/log.jsonl" 2>"$work/first.err" &
+first=$!
+for _ in $(seq 100); do [ -s "$run/log.jsonl" ] && break; sleep 0.1; done
+expect_error second_training_refused "another training is writing into this run directory" \
+    new_run --steps 1 --out "$run" --log "$work/second.jsonl"
+kill -TERM $first
+wait $first
+rc=$?
+if [ $rc -eq 0 ] && [ ! -e "$work/second.jsonl" ] && [ -f "$run/checkpoints/$(cat "$run/checkpoints/latest")/state.json" ]; then
+    pass first_training_unharmed "stopped at $(cat "$run/checkpoints/latest")"
+else
+    fail first_training_unharmed "status $rc; $(tail -n 2 "$work/first.err")"
 fi
 
 # --- outputs of one command: all or nothing, never over an input ---------------------------------
