@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/temp_files.h"
 #include "common/util.h"
 
 #define MEMBER_NAME "arr_0.npy"
@@ -150,7 +151,7 @@ static size_t npy_header(char *out, size_t size, int ndim, const int64_t *shape)
 
 static void discard(NpzWriter *w) {
     if (w->file) fclose(w->file);
-    unlink(w->tmp_path);
+    temp_file_discard(w->tmp_path);
     free(w->path), free(w->tmp_path), free(w);
 }
 
@@ -194,12 +195,12 @@ NpzWriter *npz_open(const char *path, int ndim, const int64_t *shape, int zip64,
         fail_at(err, err_size, path, "cannot store an array of %d dimensions with these sizes", ndim);
         return NULL;
     }
-    char *tmp_path = xasprintf("%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp_path);
-    FILE *file = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    int fd;
+    char *tmp_path = temp_file_create(path, &fd);
+    FILE *file = tmp_path ? fdopen(fd, "wb") : NULL;
     if (!file) {
-        fail_at(err, err_size, path, "cannot create %s: %s", tmp_path, strerror(errno));
-        if (fd >= 0) close(fd), unlink(tmp_path);
+        fail_at(err, err_size, path, "cannot create a temporary file beside it: %s", strerror(errno));
+        if (tmp_path) close(fd), temp_file_discard(tmp_path);
         free(tmp_path);
         return NULL;
     }
@@ -252,7 +253,7 @@ int npz_close(NpzWriter *w, char *err, int err_size) {
         return write_failed(w, err, err_size);
     }
     w->file = NULL;
-    if (rename(w->tmp_path, w->path)) {
+    if (temp_file_commit(w->tmp_path, w->path)) {
         fail_at(err, err_size, w->path, "cannot rename %s into place: %s", w->tmp_path, strerror(errno));
         discard(w);
         return -1;

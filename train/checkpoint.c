@@ -49,46 +49,75 @@ static void sync_directory(const char *dir) {
     }
 }
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char *p = xasprintf("%s/%s", dir, e->d_name);
-        unlink(p);
-        free(p);
+// Removes the entry `name` of the directory dir_fd and, when it is a directory, everything in it,
+// without following symbolic links: a link is removed as a link and what it points to stays, so
+// the removal never leaves the directory it starts in.
+static void remove_entry(int dir_fd, const char *name) {
+    struct stat st;
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW)) return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlinkat(dir_fd, name, 0);
+        return;
     }
+    int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove_entry(dirfd(d), e->d_name);
     closedir(d);
-    rmdir(dir);
+    unlinkat(dir_fd, name, AT_REMOVEDIR);
 }
 
-static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+// The step of a finished checkpoint's name (step-NNNNNNN, nothing after the digits), or -1.
+static long step_of_name(const char *name) {
+    long step;
+    const char *digits = name + strlen(CHECKPOINT_PREFIX);
+    if (!starts_with(name, CHECKPOINT_PREFIX) || !*digits || strspn(digits, "0123456789") != strlen(digits) ||
+        parse_long(digits, &step))
+        return -1;
+    return step;
+}
 
-// Deletes all but the newest `keep` step-* checkpoints (names sort by step: zero-padded).
-static void prune(const char *ckpt_dir, int keep) {
-    DIR *d = opendir(ckpt_dir);
-    if (!d) return;
-    char **names = NULL;
+static int compare_steps_descending(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x < y) - (x > y);
+}
+
+// Keeps `keep` checkpoints of this run's history: the one just written (at step `written`) and
+// the newest keep - 1 real checkpoint directories of earlier steps. Checkpoints of later steps
+// belong to another run into the same directory (one that went further): this run cannot recreate
+// them, so they stay. Symbolic links are never followed nor removed.
+static void prune(int ckpt_fd, long written, int keep) {
+    int fd = dup(ckpt_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    long *older = NULL;
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!starts_with(e->d_name, CHECKPOINT_PREFIX) || ends_with(e->d_name, ".tmp") || ends_with(e->d_name, ".old"))
+        long step = step_of_name(e->d_name);
+        struct stat st;
+        if (step < 0 || step >= written || fstatat(ckpt_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+            !S_ISDIR(st.st_mode))
             continue;
-        names = xrealloc(names, sizeof(char *) * (size_t)(n + 1));
-        names[n++] = xstrdup(e->d_name);
+        older = xrealloc(older, sizeof(long) * (size_t)(n + 1));
+        older[n++] = step;
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof(char *), compare_names);
-    for (int i = 0; i < n; i++) {
-        if (i < n - keep) {
-            char *p = xasprintf("%s/%s", ckpt_dir, names[i]);
-            remove_tree(p);
-            free(p);
-        }
-        free(names[i]);
+    qsort(older, (size_t)n, sizeof(long), compare_steps_descending);
+    for (int i = keep - 1; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), CHECKPOINT_PREFIX "%07ld", older[i]);
+        remove_entry(ckpt_fd, name);
     }
-    free(names);
+    free(older);
 }
 
 static int save_weights(const char *path, const DitConfig *cfg, const TensorTable *table, const float *host, long step,
@@ -146,41 +175,54 @@ static int write_checkpoint_files(const char *dir, const CheckpointState *state,
     return rc;
 }
 
+// Moves the complete checkpoint ckpt_dir/tmp_name to ckpt_dir/name. A checkpoint of the same
+// step already there is set aside, never removed first: at every moment one complete copy sits
+// under the name checkpoints/latest gives.
+static int move_into_place(int ckpt_fd, const char *ckpt_dir, const char *tmp_name, const char *name, char *err,
+                           int err_size) {
+    char *old = xasprintf("%s.old", name);
+    remove_entry(ckpt_fd, old);
+    int had_old = renameat(ckpt_fd, name, ckpt_fd, old) == 0, rc = 0;
+    if (renameat(ckpt_fd, tmp_name, ckpt_fd, name)) {
+        rc = fail_at(err, err_size, ckpt_dir, "cannot rename %s to %s: %s", tmp_name, name, strerror(errno));
+        if (had_old) renameat(ckpt_fd, old, ckpt_fd, name);
+    } else if (had_old) {
+        remove_entry(ckpt_fd, old);
+    }
+    free(old);
+    return rc;
+}
+
 int checkpoint_save(const char *run_dir, const CheckpointState *state, const DitConfig *cfg, const TensorTable *table,
                     const CheckpointTensors *t, const char *options_json, int keep, char *err, int err_size) {
     char *ckpt_dir = xasprintf("%s/checkpoints", run_dir);
-    char *final = xasprintf("%s/" CHECKPOINT_PREFIX "%07ld", ckpt_dir, state->step);
-    char *tmp = xasprintf("%s.tmp", final);
-    char *latest = xasprintf("%s/latest", ckpt_dir), *name = xasprintf(CHECKPOINT_PREFIX "%07ld\n", state->step);
-    remove_tree(tmp);
-    int rc = make_dirs(tmp) ? fail_at(err, err_size, tmp, "cannot create: %s", strerror(errno)) : 0;
+    char *name = xasprintf(CHECKPOINT_PREFIX "%07ld", state->step), *tmp_name = xasprintf("%s.tmp", name);
+    char *tmp = xasprintf("%s/%s", ckpt_dir, tmp_name);
+    char *latest = xasprintf("%s/latest", ckpt_dir), *latest_text = xasprintf("%s\n", name);
+    int ckpt_fd = make_dirs(ckpt_dir) ? -1 : open(ckpt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = ckpt_fd < 0 ? fail_at(err, err_size, ckpt_dir, "cannot create: %s", strerror(errno)) : 0;
+    if (!rc) {
+        remove_entry(ckpt_fd, tmp_name);
+        if (mkdirat(ckpt_fd, tmp_name, 0777)) rc = fail_at(err, err_size, tmp, "cannot create: %s", strerror(errno));
+    }
     if (!rc) rc = write_checkpoint_files(tmp, state, cfg, table, t, options_json, err, err_size);
     if (!rc) {
-        // A checkpoint of the same step already there is set aside, never removed first: at every
-        // moment one complete copy sits under the name checkpoints/latest gives.
         sync_directory(tmp);
-        char *old = xasprintf("%s.old", final);
-        remove_tree(old);
-        int had_old = rename(final, old) == 0;
-        if (rename(tmp, final)) {
-            rc = fail_at(err, err_size, tmp, "cannot rename to %s: %s", final, strerror(errno));
-            if (had_old) rename(old, final);
-        } else if (had_old) {
-            remove_tree(old);
-        }
-        free(old);
+        rc = move_into_place(ckpt_fd, ckpt_dir, tmp_name, name, err, err_size);
     }
-    if (rc) {
-        remove_tree(tmp);
-    } else {
-        sync_directory(ckpt_dir);
-        rc = write_file_atomically(latest, name, err, err_size);
-        if (!rc) prune(ckpt_dir, keep > 0 ? keep : 1);
+    if (rc && ckpt_fd >= 0) {
+        remove_entry(ckpt_fd, tmp_name);
+    } else if (!rc) {
+        fsync(ckpt_fd);
+        rc = write_file_atomically(latest, latest_text, err, err_size);
+        if (!rc) prune(ckpt_fd, state->step, keep > 0 ? keep : 1);
     }
+    if (ckpt_fd >= 0) close(ckpt_fd);
     free(latest);
-    free(name);
+    free(latest_text);
     free(ckpt_dir);
-    free(final);
+    free(name);
+    free(tmp_name);
     free(tmp);
     return rc;
 }

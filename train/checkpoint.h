@@ -4,7 +4,9 @@
 // state.json (step, the data cursor, the random streams' position, the target-ratio schedule's
 // state, the effective options); checkpoints/latest names the newest. Each checkpoint is written
 // under a temporary name, synced and renamed, so a crash never leaves a half-written checkpoint
-// where a resume would find it; only the newest `keep` are kept.
+// where a resume would find it. Pruning keeps the checkpoint just written (the one latest names)
+// and the newest keep - 1 of earlier steps; checkpoints of later steps (another, longer run into
+// the same directory) and symbolic links are never removed, and removal never follows a link.
 //
 // Every batch and every random number of a run is a pure function of (seed, step, global sample
 // index) (DESIGN 5), so the step, the global batch and the seed locate the data cursor and the

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/output_files.h"
 #include "common/util.h"
 #include "model/weights.h"
 #include "train/checkpoint.h"
@@ -48,10 +49,14 @@ int cmd_convert(int argc, char **argv) {
     } else if (options_was_set(&set, "weights")) {
         die("--weights chooses among a checkpoint's weights; %s is a file", in);
     }
+    OutputFiles outputs = {0};
+    const char *out_file = output_files_add(&outputs, "--out", out);
+    output_files_refuse_input(&outputs, "--in", in);
     WeightsHints hints = hint_options_hints(&ho, &set);
     DitConfig cfg;
     char err[1024], desc[256];
-    if (weights_convert(in, out, &hints, &cfg, err, sizeof(err))) die("%s", err);
+    if (weights_convert(in, out_file, &hints, &cfg, err, sizeof(err))) die("%s", err);
+    output_files_commit(&outputs);
     dit_config_describe(&cfg, desc, sizeof(desc));
     printf("wrote %s: %s\n", out, desc);
     free(from_checkpoint);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/output_files.h"
 #include "common/util.h"
 #include "data/npz.h"
 #include "data/png_write.h"
@@ -21,6 +22,7 @@
 
 typedef struct {
     const char *vae, *latents, *png, *npz;
+    const char *png_file, *npz_file; // where png and npz are written until every output is complete
     double scale;
     int per_row, batch, threads, quiet;
     DeviceOptions device;
@@ -55,7 +57,7 @@ static float *read_latents(const DecodeOptions *o, const Vae *vae, int64_t shape
     return z;
 }
 
-static void decode_all(const DecodeOptions *o) {
+static void decode_all(const DecodeOptions *o, OutputFiles *out) {
     Backend backend = device_options_open(&o->device, 0);
     const Ops *ops = backend.ops;
     char err[1024];
@@ -82,7 +84,7 @@ static void decode_all(const DecodeOptions *o) {
     NpzWriter *npz = NULL;
     if (o->npz) {
         int64_t nhwc[4] = {N, H, W, IC};
-        if (!(npz = npz_open(o->npz, 4, nhwc, 0, err, sizeof(err)))) die("%s", err);
+        if (!(npz = npz_open(o->npz_file, 4, nhwc, 0, err, sizeof(err)))) die("%s", err);
     }
     size_t per_latent = (size_t)C * h * w, per_image = (size_t)IC * H * W;
     // every image for the grid; one batch when only the .npz is written
@@ -110,8 +112,9 @@ static void decode_all(const DecodeOptions *o) {
         }
     }
     if (npz && npz_close(npz, err, sizeof(err))) die("%s", err);
-    if (o->png && png_write_grid(o->png, bytes, N, H, W, IC, o->per_row, GRID_PADDING, err, sizeof(err)))
+    if (o->png && png_write_grid(o->png_file, bytes, N, H, W, IC, o->per_row, GRID_PADDING, err, sizeof(err)))
         die("%s", err);
+    output_files_commit(out);
     fprintf(stderr, "decoded %d images in %.1fs%s%s%s%s\n", N, now_seconds() - start, o->png ? ", wrote " : "",
             o->png ? o->png : "", o->npz ? ", wrote " : "", o->npz ? o->npz : "");
     ops->release(d_latents);
@@ -147,6 +150,11 @@ int cmd_decode(int argc, char **argv) {
     if (!o.vae || !o.latents) die("--vae and --latents are required (see dydit decode --help)");
     if (!o.png && !o.npz) die("nothing to write: give --out grid.png and/or --npz samples.npz");
     if (o.threads > 0) omp_set_num_threads(o.threads);
-    decode_all(&o);
+    OutputFiles out = {0};
+    if (o.png) o.png_file = output_files_add(&out, "--out", o.png);
+    if (o.npz) o.npz_file = output_files_add(&out, "--npz", o.npz);
+    output_files_refuse_input(&out, "--vae", o.vae);
+    output_files_refuse_input(&out, "--latents", o.latents);
+    decode_all(&o, &out);
     return 0;
 }

@@ -271,7 +271,20 @@ static void remove_stale_temporaries(const char *dir) {
     closedir(d);
 }
 
+// An encode without a single readable image leaves nothing behind: not the empty shards it wrote
+// (no index.json would describe them), nor the folder when it made it.
+static void remove_written_shards(const char *dir, const ShardIndex *index, const int *written, int remove_dir) {
+    for (int k = 0; k < index->shard_count; k++) {
+        if (!written[k]) continue;
+        char *path = xasprintf("%s/%s", dir, index->shards[k].file);
+        unlink(path);
+        free(path);
+    }
+    if (remove_dir) rmdir(dir);
+}
+
 static void check_options(EncodeOptions *o, const OptionSet *set) {
+    options_require_utf8(set);
     int mnist = !strcmp(o->source, "fashion-mnist"), folder = !strcmp(o->source, "folder");
     if (!mnist && !folder) die("--source must be fashion-mnist or folder, not '%s'", o->source);
     if (!o->out) die("--out is required: the folder the shards go to");
@@ -324,6 +337,7 @@ int cmd_encode(int argc, char **argv) {
         int64_t fit = SHARD_DEFAULT_BYTES / (shard_sample_numel(&layout) * st_dtype_size(layout.dtype));
         o.shard_size = fit < 1 ? 1 : fit < SHARD_DEFAULT_IMAGES ? (int)fit : SHARD_DEFAULT_IMAGES;
     }
+    int out_is_new = !dir_exists(o.out);
     if (make_dirs(o.out)) die("cannot create the output folder %s", o.out);
     remove_stale_temporaries(o.out);
     // which shards are finished; the items of the others, in order, go to the decoding pool
@@ -388,7 +402,10 @@ int cmd_encode(int argc, char **argv) {
     double seconds = now_seconds() - en.progress.start;
 
     for (int k = 0; k < shards; k++) index.count += index.shards[k].count;
-    if (index.count == 0) die("%s: no image could be read; nothing to write", src.name);
+    if (index.count == 0) {
+        remove_written_shards(o.out, &index, todo, out_is_new);
+        die("%s: no image could be read; nothing written", src.name);
+    }
     shard_layout_copy(&index.layout, &layout);
     if (shard_index_write(o.out, &index, err, sizeof(err))) die("%s", err);
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/output_files.h"
 #include "common/util.h"
 #include "data/idx.h"
 #include "data/json.h"
@@ -38,6 +39,8 @@ static double accuracy(Classifier *c, const float *x, const int32_t *labels, int
 }
 
 static void train_classifier(const EvaluateOptions *o) {
+    OutputFiles out = {0};
+    const char *out_file = output_files_add(&out, "--out", o->out);
     char err[1024];
     FashionMnist train, test;
     if (fashion_mnist_load(o->data_dir, "train", &train, err, sizeof(err)) ||
@@ -86,8 +89,8 @@ static void train_classifier(const EvaluateOptions *o) {
                     accuracy(&c, x_test, y_test, test.count), now_seconds() - start);
     }
     double test_accuracy = accuracy(&c, x_test, y_test, test.count);
-    if (make_parent_dirs(o->out)) die("%s: cannot create its directory", o->out);
-    if (classifier_save(&c, o->out, err, sizeof(err))) die("%s", err);
+    if (classifier_save(&c, out_file, err, sizeof(err))) die("%s", err);
+    output_files_commit(&out);
     char *path = json_quote(o->out);
     printf("{\"classifier\":%s,\"epochs\":%d,\"test_accuracy\":%.4f,\"train_seconds\":%.2f}\n", path, o->epochs,
            test_accuracy, now_seconds() - start);
@@ -181,6 +184,7 @@ int cmd_evaluate(int argc, char **argv) {
                      "       dydit evaluate --classifier C.safetensors [--samples S.safetensors] [--holdout 1000]",
                      options, (int)(sizeof(options) / sizeof(options[0]))};
     options_parse(&set, argc, argv);
+    options_require_utf8(&set); // the paths are printed in the JSON report
     if (o.train) {
         if (!o.out) die("--train-classifier needs --out (where to write the classifier)");
         if (o.classifier || o.samples) die("--train-classifier does not score: drop --classifier and --samples");

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/output_files.h"
 #include "common/util.h"
 #include "data/safetensors.h"
 #include "train/commands.h"
@@ -50,6 +51,10 @@ int cmd_forward(int argc, char **argv) {
                      options, FORWARD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!weights || !inputs || !out_path) die("--weights, --inputs and --out are required (see dydit forward --help)");
+    OutputFiles outputs = {0};
+    const char *out_file = output_files_add(&outputs, "--out", out_path);
+    output_files_refuse_input(&outputs, "--weights", weights);
+    output_files_refuse_input(&outputs, "--inputs", inputs);
 
     Backend backend = device_options_open(&dev, 0);
     DitModel m;
@@ -84,7 +89,8 @@ int cmd_forward(int argc, char **argv) {
     st_writer_meta(w, "format", "dydit-forward");
     st_writer_add(w, "out", ST_F32, 4, oshape, out);
     float *masks = c->dynamic ? add_masks(w, &m, B) : NULL;
-    if (st_writer_save(w, out_path, err, sizeof(err))) die("%s", err);
+    if (st_writer_save(w, out_file, err, sizeof(err))) die("%s", err);
+    output_files_commit(&outputs);
     st_writer_free(w);
     free(masks);
     free(out);

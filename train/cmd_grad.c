@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/output_files.h"
 #include "common/util.h"
 #include "data/safetensors.h"
 #include "model/objective.h"
@@ -83,6 +84,10 @@ int cmd_grad(int argc, char **argv) {
                      GRAD_OWN_OPTIONS + HINT_OPTION_COUNT + DEVICE_OPTION_COUNT};
     options_parse(&set, argc, argv);
     if (!o.weights || !o.inputs || !o.out) die("--weights, --inputs and --out are required (see dydit grad --help)");
+    OutputFiles outputs = {0};
+    const char *out_file = output_files_add(&outputs, "--out", o.out);
+    output_files_refuse_input(&outputs, "--weights", o.weights);
+    output_files_refuse_input(&outputs, "--inputs", o.inputs);
 
     Backend backend = device_options_open(&dev, 0);
     const Ops *ops = backend.ops;
@@ -138,7 +143,8 @@ int cmd_grad(int argc, char **argv) {
         names[i] = xasprintf("grad.%s", ti->name);
         st_writer_add(w, names[i], ST_F32, ti->ndim, ti->shape, grads + ti->offset);
     }
-    if (st_writer_save(w, o.out, err, sizeof(err))) die("%s", err);
+    if (st_writer_save(w, out_file, err, sizeof(err))) die("%s", err);
+    output_files_commit(&outputs);
     st_writer_free(w);
     for (int i = 0; i < m.table.count; i++) free(names[i]);
     free(names);

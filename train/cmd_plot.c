@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/output_files.h"
 #include "common/util.h"
 #include "data/json.h"
 #include "data/plot.h"
@@ -165,6 +166,11 @@ int cmd_plot(int argc, char **argv) {
     char *list = xstrdup(panel_specs ? panel_specs : logs), *field_list = fields ? xstrdup(fields) : NULL;
     int count = panel_specs ? panels_of_specs(list, panels) : panels_of_fields(list, field_list, panels);
     if (!count) die("no panel to draw");
+    OutputFiles outputs = {0};
+    const char *out_file = output_files_add(&outputs, "--out", out);
+    for (int i = 0; i < count; i++)
+        for (int j = 0; j < panels[i].log_count; j++)
+            output_files_refuse_input(&outputs, panel_specs ? "--panels" : "--logs", panels[i].logs[j]);
     size_t panel_bytes = (size_t)PANEL_WIDTH * PANEL_HEIGHT * 3;
     uint8_t *rgb = xmalloc(panel_bytes * count);
     for (int i = 0; i < count; i++) {
@@ -174,8 +180,8 @@ int cmd_plot(int argc, char **argv) {
         canvas_free(&c);
     }
     char err[512];
-    if (make_parent_dirs(out)) die("%s: cannot create its directory", out);
-    if (png_write(out, rgb, PANEL_WIDTH, PANEL_HEIGHT * count, 3, err, sizeof(err))) die("%s", err);
+    if (png_write(out_file, rgb, PANEL_WIDTH, PANEL_HEIGHT * count, 3, err, sizeof(err))) die("%s", err);
+    output_files_commit(&outputs);
     fprintf(stderr, "wrote %s (%d panels)\n", out, count);
     free(rgb);
     free(list);

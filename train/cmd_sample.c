@@ -144,6 +144,16 @@ int cmd_sample(int argc, char **argv) {
     if (!o.grid && !o.npz && !o.latents) die("nothing to write: pass --grid, --npz and/or --latents");
     if (strcmp(o.sampler, "ddpm") && strcmp(o.sampler, "ddim")) die("--sampler must be ddpm or ddim");
     if (o.dynamic && o.complete) die("--dynamic and --complete exclude each other");
+    // every output is declared, and checked against the inputs, before any work
+    OutputFiles out = {0};
+    const char *grid_file = o.grid ? output_files_add(&out, "--grid", o.grid) : NULL;
+    const char *npz_file = o.npz ? output_files_add(&out, "--npz", o.npz) : NULL;
+    const char *latents_file = o.latents ? output_files_add(&out, "--latents", o.latents) : NULL;
+    const char *trace_file = o.trace ? output_files_add(&out, "--trace", o.trace) : NULL;
+    MaskFiles mask_files = {0};
+    if (o.masks) mask_files_declare(&mask_files, &out, o.masks);
+    output_files_refuse_input(&out, "--weights", o.weights);
+    output_files_refuse_input(&out, "--vae", o.vae);
 
     Backend backend = device_options_open(&o.device, 0);
     const Ops *ops = backend.ops;
@@ -191,7 +201,7 @@ int cmd_sample(int argc, char **argv) {
     NpzWriter *npz = NULL;
     if (o.npz) {
         int64_t shape[4] = {o.num, side, side, 3};
-        if (!(npz = npz_open(o.npz, 4, shape, 0, err, sizeof(err)))) die("%s", err);
+        if (!(npz = npz_open(npz_file, 4, shape, 0, err, sizeof(err)))) die("%s", err);
     }
 
     size_t numel = (size_t)c->in_channels * c->input_size * c->input_size, image_bytes = (size_t)side * side * 3;
@@ -237,7 +247,7 @@ int cmd_sample(int argc, char **argv) {
         if (o.masks && first == 0) {
             int *timesteps = xmalloc(sizeof(int) * (size_t)S);
             for (int i = 0; i < S; i++) timesteps[i] = stats[i].timestep;
-            write_mask_outputs(o.masks, &masks, rgb, side, timesteps);
+            write_mask_outputs(&mask_files, &masks, rgb, side, timesteps);
             free(timesteps);
         }
         if (!o.quiet) {
@@ -256,11 +266,14 @@ int cmd_sample(int argc, char **argv) {
         macs += sum[i].macs_per_row / S;
         static_macs += sum[i].static_macs_per_row / S;
     }
-    if (o.masks) write_flops_outputs(o.masks, sum, S);
+    if (o.masks) write_flops_outputs(&mask_files, sum, S);
     if (npz && npz_close(npz, err, sizeof(err))) die("%s", err);
-    if (grid && png_write_grid(o.grid, grid, o.num, side, side, 3, o.per_row, 2, err, sizeof(err))) die("%s", err);
-    if (o.latents) write_latents(o.latents, all_latents, y, c, o.num);
-    if (trace) write_trace(o.trace, trace, S, o.num, c);
+    if (grid && png_write_grid(grid_file, grid, o.num, side, side, 3, o.per_row, 2, err, sizeof(err)))
+        die("%s", err);
+    if (all_latents) write_latents(latents_file, all_latents, y, c, o.num);
+    if (trace) write_trace(trace_file, trace, S, o.num, c);
+    output_files_commit(&out);
+    mask_files_free(&mask_files);
     printf("sampled %d images in %.2f s (%.3g images/s); %.4g GMACs per image-forward (static %.4g, ratio %.3f)", o.num,
            elapsed, o.num / elapsed, macs / 1e9, static_macs / 1e9, macs / static_macs);
     if (dynamic) printf("; %ld block width patterns packed", dit_infer_repacks(sampler_engine(sampler)));

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/output_files.h"
 #include "common/util.h"
 #include "model/init.h"
 #include "model/reorder.h"
@@ -202,6 +203,29 @@ static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, floa
     return cfg;
 }
 
+// The files a run writes must not be the ones it reads: --log and the final weights in --out
+// against --init, a --data file and the files of the --resume checkpoint.
+static void refuse_outputs_over_inputs(const TrainOptions *o) {
+    enum { OUTPUTS = 3, CHECKPOINT_FILES = 4, INPUTS = 2 + CHECKPOINT_FILES };
+    static const char *checkpoint_files[CHECKPOINT_FILES] = {"state.json", "model.safetensors", "ema.safetensors",
+                                                             "optimizer.safetensors"};
+    char *model = o->out ? xasprintf("%s/model.safetensors", o->out) : NULL;
+    char *ema = o->out ? xasprintf("%s/ema.safetensors", o->out) : NULL;
+    char *resumed = o->resume ? checkpoint_resolve(o->resume) : NULL, *resumed_files[CHECKPOINT_FILES] = {0};
+    const char *outputs[OUTPUTS][2] = {{"--log", o->log}, {"--out", model}, {"--out", ema}};
+    const char *inputs[INPUTS][2] = {{"--init", o->init}, {"--data", o->data}};
+    for (int i = 0; i < CHECKPOINT_FILES && resumed; i++) {
+        resumed_files[i] = xasprintf("%s/%s", resumed, checkpoint_files[i]);
+        inputs[2 + i][0] = "--resume", inputs[2 + i][1] = resumed_files[i];
+    }
+    for (int i = 0; i < OUTPUTS; i++)
+        for (int j = 0; j < INPUTS; j++) refuse_same_file(outputs[i][0], outputs[i][1], inputs[j][0], inputs[j][1]);
+    for (int i = 0; i < CHECKPOINT_FILES; i++) free(resumed_files[i]);
+    free(resumed);
+    free(ema);
+    free(model);
+}
+
 static void fill_dydit(DyditTraining *d, const TrainOptions *o, const OptionSet *set) {
     d->stage = o->stage;
     d->lambda = o->lambda;
@@ -275,6 +299,8 @@ int cmd_train(int argc, char **argv) {
     if (o.clip_grad_norm > 0 && o.skip_grad_norm > 0) die("--clip-grad-norm and --skip-grad-norm exclude each other");
     if (o.resume && !o.out) die("--resume needs --out (where the continued run writes)");
     if (o.resume && !strcmp(o.resume, "latest")) o.resume = o.out;
+    options_require_utf8(&set);
+    refuse_outputs_over_inputs(&o);
     if (o.threads > 0) omp_set_num_threads(o.threads);
     // from here on an error on any process ends every process of the job
     Dist *dist = dist_open(o.collective_timeout);

@@ -1,9 +1,11 @@
 // train/main.c: the dydit program: dispatches to a subcommand.
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "train/commands.h"
 
 typedef struct {
@@ -44,6 +46,13 @@ static void prefer_passive_waiting(char **argv) {
     execv("/proc/self/exe", argv); // returns only on failure: then run with the default policy
 }
 
+// What a command prints to stdout (results, JSON reports, a log without --log) is output too: a
+// write the system refused (a full disk, a closed pipe) must not end in status 0.
+static int check_stdout(int status) {
+    if (fflush(stdout) || ferror(stdout)) die("stdout: cannot write: %s", strerror(errno ? errno : EIO));
+    return status;
+}
+
 int main(int argc, char **argv) {
     prefer_passive_waiting(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -51,7 +60,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 1 : 0;
     }
     for (int i = 0; i < COMMAND_COUNT; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return check_stdout(commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "error: unknown command '%s' (see dydit --help)\n", argv[1]);
     return 1;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "data/json.h"
 
 static Option *find_option(OptionSet *set, const char *name, size_t len) {
     for (int i = 0; i < set->count; i++) {
@@ -277,4 +278,18 @@ char *options_to_json(const OptionSet *set) {
     while (len + 2 >= cap) s = xrealloc(s, cap *= 2);
     snprintf(s + len, cap - len, "}");
     return s;
+}
+
+void options_require_utf8(const OptionSet *set) {
+    for (int i = 0; i < set->count; i++) {
+        const Option *o = &set->options[i];
+        const char *v = o->type == OPT_STRING ? *(const char **)o->target : NULL;
+        if (!v || json_utf8_valid(v, strlen(v))) continue;
+        size_t n = strlen(v);
+        char *shown = xmalloc(4 * n + 1), *p = shown; // the bytes that are not printable ASCII as \xNN
+        for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+            p += *c >= 0x20 && *c < 0x7f ? sprintf(p, "%c", *c) : sprintf(p, "\\x%02x", *c);
+        die("--%s '%s' is not UTF-8; the command stores its options as JSON, which holds only UTF-8: rename it",
+            o->name, shown);
+    }
 }

@@ -65,3 +65,7 @@ int options_was_set(const OptionSet *set, const char *name);
 void options_print(const OptionSet *set, FILE *out, const char *prefix);
 // The effective options as one JSON object string (caller frees).
 char *options_to_json(const OptionSet *set);
+// Dies with one line when a string option's value is not UTF-8. Commands that store their options
+// or paths as JSON (checkpoints, weights metadata, shard indexes, reports) call it before any work:
+// JSON holds only UTF-8, and a value refused at the end would waste the run.
+void options_require_utf8(const OptionSet *set);

@@ -1,5 +1,6 @@
 #include "train/sample_outputs.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,8 +100,29 @@ static void overlay(uint8_t *px, float f) {
     for (int k = 0; k < 3; k++) px[k] = (uint8_t)(0.5f * px[k] + 0.5f * color[k]);
 }
 
-void write_mask_outputs(const char *dir, const MaskRecorder *r, const uint8_t *rgb, int side, const int *timesteps) {
-    if (make_dirs(dir)) die("cannot create %s", dir);
+void mask_files_declare(MaskFiles *f, OutputFiles *out, const char *dir) {
+    static const char *names[4] = {"token_masks.png", "token_masks.txt", "flops.csv", "flops.png"};
+    const char **staged[4] = {&f->token_png, &f->token_txt, &f->flops_csv, &f->flops_png};
+    if (make_dirs(dir)) die("--save-masks %s: cannot create the directory", dir);
+    for (int i = 0; i < 4; i++) {
+        f->path[i] = xasprintf("%s/%s", dir, names[i]);
+        *staged[i] = output_files_add(out, "--save-masks", f->path[i]);
+    }
+}
+
+void mask_files_free(MaskFiles *f) {
+    for (int i = 0; i < 4; i++) free(f->path[i]);
+    memset(f, 0, sizeof(*f));
+}
+
+// Every byte of a text output reached the file system, or the command ends.
+static void close_text(FILE *f, const char *path) {
+    int failed = ferror(f);
+    if (fclose(f) || failed) die("%s: cannot write: %s", path, strerror(errno ? errno : EIO));
+}
+
+void write_mask_outputs(const MaskFiles *files, const MaskRecorder *r, const uint8_t *rgb, int side,
+                        const int *timesteps) {
     int grid = (int)lround(sqrt((double)r->tokens)), tiles = r->rows * r->samples;
     size_t tile = (size_t)side * side * 3;
     uint8_t *pictures = xmalloc((size_t)tiles * tile);
@@ -113,25 +135,21 @@ void write_mask_outputs(const char *dir, const MaskRecorder *r, const uint8_t *r
                 for (int x = 0; x < side; x++)
                     overlay(out + ((size_t)y * side + x) * 3, keep[(y * grid / side) * grid + x * grid / side]);
         }
-    char *path = xasprintf("%s/token_masks.png", dir), err[1024];
-    if (png_write_grid(path, pictures, tiles, side, side, 3, r->samples, 2, err, sizeof(err))) die("%s", err);
-    free(path);
-    path = xasprintf("%s/token_masks.txt", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) die("cannot write %s", path);
+    char err[1024];
+    if (png_write_grid(files->token_png, pictures, tiles, side, side, 3, r->samples, 2, err, sizeof(err)))
+        die("%s", err);
+    FILE *f = fopen(files->token_txt, "w");
+    if (!f) die("%s: cannot write: %s", files->token_txt, strerror(errno));
     fprintf(f, "token_masks.png: one row per recorded step, one column per sample; red = kept by every block,\n"
                "blue = dropped by every block. Rows, top to bottom (step index in sampling order, timestep):\n");
     for (int row = 0; row < r->rows; row++) fprintf(f, "%d %d\n", r->step_of_row[row], timesteps[r->step_of_row[row]]);
-    fclose(f);
-    free(path);
+    close_text(f, files->token_txt);
     free(pictures);
 }
 
-void write_flops_outputs(const char *dir, const SamplerStepStats *stats, int steps) {
-    if (make_dirs(dir)) die("cannot create %s", dir);
-    char *path = xasprintf("%s/flops.csv", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) die("cannot write %s", path);
+void write_flops_outputs(const MaskFiles *files, const SamplerStepStats *stats, int steps) {
+    FILE *f = fopen(files->flops_csv, "w");
+    if (!f) die("%s: cannot write: %s", files->flops_csv, strerror(errno));
     fprintf(f, "step,timestep,gmacs,static_gmacs,ratio,head_keep,group_keep,token_keep\n");
     double *x = xmalloc(sizeof(double) * (size_t)steps), *y = xmalloc(sizeof(double) * (size_t)steps);
     for (int i = 0; i < steps; i++) {
@@ -142,8 +160,7 @@ void write_flops_outputs(const char *dir, const SamplerStepStats *stats, int ste
         x[i] = s->timestep;
         y[i] = s->macs_per_row / 1e9;
     }
-    fclose(f);
-    free(path);
+    close_text(f, files->flops_csv);
     double static_gmacs = stats[0].static_macs_per_row / 1e9;
     char *static_label = xasprintf("static network %.4g", static_gmacs);
     PlotSeries dynamic = {x, y, steps, "dynamic network"};
@@ -157,10 +174,8 @@ void write_flops_outputs(const char *dir, const SamplerStepStats *stats, int ste
     Canvas c = canvas_new(720, 360);
     plot_draw(&c, &spec);
     free(static_label);
-    path = xasprintf("%s/flops.png", dir);
     char err[1024];
-    if (png_write(path, c.rgb, c.width, c.height, 3, err, sizeof(err))) die("%s", err);
-    free(path);
+    if (png_write(files->flops_png, c.rgb, c.width, c.height, 3, err, sizeof(err))) die("%s", err);
     canvas_free(&c);
     free(x);
     free(y);

@@ -5,6 +5,7 @@
 #pragma once
 #include <stdint.h>
 
+#include "common/output_files.h"
 #include "model/sampler.h"
 #include "model/vae.h"
 
@@ -39,9 +40,20 @@ void mask_recorder_free(MaskRecorder *r);
 // SamplerRecord.on_step for a MaskRecorder.
 void mask_recorder_on_step(void *ctx, int index, int timestep, const DitInfer *engine);
 
-// DIR/token_masks.png: rows = recorded steps, columns = samples; each tile is the sample's final
+// The files of --save-masks DIR, declared as outputs of the command; the names are the temporary
+// ones to write.
+typedef struct {
+    char *path[4];                                         // DIR/token_masks.png, .txt, flops.csv, .png
+    const char *token_png, *token_txt, *flops_csv, *flops_png; // where to write them meanwhile
+} MaskFiles;
+
+void mask_files_declare(MaskFiles *f, OutputFiles *out, const char *dir);
+// After output_files_commit.
+void mask_files_free(MaskFiles *f);
+
+// token_masks.png: rows = recorded steps, columns = samples; each tile is the sample's final
 // image with a blue (dropped by every block) to red (kept by every block) overlay per token.
-// DIR/flops.csv and DIR/flops.png: per step (in sampling order) the timestep, executed and static
+// flops.csv and flops.png: per step (in sampling order) the timestep, executed and static
 // GMACs per image-forward and the keep rates, averaged over the batches. Exits on failure.
-void write_mask_outputs(const char *dir, const MaskRecorder *r, const uint8_t *rgb, int side, const int *timesteps);
-void write_flops_outputs(const char *dir, const SamplerStepStats *stats, int steps);
+void write_mask_outputs(const MaskFiles *f, const MaskRecorder *r, const uint8_t *rgb, int side, const int *timesteps);
+void write_flops_outputs(const MaskFiles *f, const SamplerStepStats *stats, int steps);

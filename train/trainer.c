@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "model/diffusion.h"
 #include "model/objective.h"
 #include "train/batch.h"
+#include "train/run_lock.h"
 #include "train/stop_request.h"
 #include "train/train_state.h"
 
@@ -191,6 +193,11 @@ static void format_duration(char *out, size_t size, double seconds) {
         snprintf(out, size, "%lds", sec);
 }
 
+// A log that silently loses lines misleads whoever reads it, so a failed write ends the run.
+static _Noreturn void die_log_failed(const TrainConfig *tc) {
+    die("%s: cannot write the log: %s", tc->log_path ? tc->log_path : "stdout", strerror(errno ? errno : EIO));
+}
+
 static void log_step(FILE *log, const TrainConfig *tc, long step, const LossTerms *l, const OptimStepInfo *info,
                      double target, double rate, double elapsed) {
     fprintf(log,
@@ -206,14 +213,19 @@ static void log_step(FILE *log, const TrainConfig *tc, long step, const LossTerm
         if (tc->dydit.stage == 1) fprintf(log, ",\"complete_loss\":%.6g", l->complete_mse + l->complete_vb);
     }
     fprintf(log, ",\"images_per_s\":%.4g,\"elapsed_s\":%.3f}\n", rate, elapsed);
-    fflush(log);
+    if (fflush(log) || ferror(log)) die_log_failed(tc);
 }
 
+// Opened once the run directory exists and is locked: a run refused earlier truncates nothing.
 static FILE *open_log(const TrainConfig *tc) {
     FILE *log = stdout;
     if (tc->log_path && (make_parent_dirs(tc->log_path) || !(log = fopen(tc->log_path, tc->resume ? "a" : "w"))))
-        die("cannot write log file %s", tc->log_path);
+        die("%s: cannot open the log: %s", tc->log_path, strerror(errno));
     return log;
+}
+
+static void close_log(FILE *log, const TrainConfig *tc) {
+    if (fflush(log) || ferror(log) || (log != stdout && fclose(log))) die_log_failed(tc);
 }
 
 static void describe_run(const TrainConfig *tc, const TrainState *s, const BatchSplit *sp, const Dist *d) {
@@ -241,6 +253,8 @@ static int stop_agreed(Dist *d) {
 TrainSummary train_run(const TrainConfig *tc) {
     Dist *d = tc->dist ? tc->dist : dist_single();
     BatchSplit split = split_batch(tc, d);
+    int lead = d->rank == 0; // the rank that prints, logs and writes
+    int lock = lead && tc->out_dir ? run_lock_take(tc->out_dir) : -1;
     DataSource *data = open_data(tc, d);
     TrainState s;
     train_state_create(&s, tc, d, split.micro);
@@ -263,9 +277,7 @@ TrainSummary train_run(const TrainConfig *tc) {
     HostBatch hb;
     host_batch_alloc(&hb, split.local, obj.sample_numel);
     Step st = {.tc = tc, .dist = d, .split = split, .state = &s, .obj = &obj, .sched = &sched, .hb = &hb};
-    int lead = d->rank == 0; // the rank that prints, logs and writes
     FILE *log = lead ? open_log(tc) : NULL;
-    if (lead && tc->out_dir && make_dirs(tc->out_dir)) die("cannot create directory %s", tc->out_dir);
     if (lead && !tc->quiet) describe_run(tc, &s, &split, d);
 
     TrainSummary sum = {0};
@@ -351,9 +363,10 @@ TrainSummary train_run(const TrainConfig *tc) {
         fprintf(stderr, "stopped by a signal after step %ld/%ld (no --out: nothing written)\n", sum.stopped_at,
                 tc->steps);
     }
+    if (log) close_log(log, tc);
     dist_barrier(d); // every rank returns once the run's files are complete
 
-    if (log && log != stdout) fclose(log);
+    run_lock_release(lock);
     host_batch_free(&hb);
     data_source_close(data);
     diffusion_schedule_free(&sched);
