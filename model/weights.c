@@ -283,6 +283,9 @@ static int learn_from_metadata(Facts *k, const StFile *f) {
         double v;
         long l;
         if (field == F_ROUTER_INPUT) {
+            // Files of a DiT written by earlier versions carry router_input too; it means nothing
+            // without routers and must not stop routers of the other kind from being added.
+            if (known(k, F_DYNAMIC) && k->value[F_DYNAMIC] == 0) continue;
             int input = router_input_from_name(s);
             if (input < 0)
                 return fail_at(k->err, k->err_size, k->path,
@@ -635,6 +638,8 @@ static void write_config_metadata(StWriter *w, const DitConfig *c) {
             format_float(c->mlp_ratio, v, sizeof(v));
         else if (field == F_CLASS_DROPOUT)
             format_float(c->class_dropout, v, sizeof(v));
+        else if (field == F_ROUTER_INPUT && !c->dynamic)
+            continue; // a DiT has no routers: what they would read is decided when routers are added
         else if (field == F_ROUTER_INPUT)
             snprintf(v, sizeof(v), "%s", router_input_name(c->router_input));
         else

@@ -71,6 +71,22 @@ PY
 else
     fail calibrate_meets_lambda "$(tail -n 2 "$work/cal.txt")"
 fi
+# A DiT file carries no router metadata, so any router kind can start from it, also from a DiT
+# written with router_input in its metadata (the shipped one).
+./dydit convert --in models/fmnist-dit.safetensors --out "$work/dit.safetensors" >/dev/null 2>&1
+"$python" -c 'import json, struct, sys; raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+meta = json.loads(raw[8:8 + n])["__metadata__"]; sys.exit("router_input" in meta or meta.get("dynamic") != "0")' \
+    "$work/dit.safetensors" && pass dit_file_without_router_metadata || fail dit_file_without_router_metadata "router_input in a DiT's metadata"
+for from in models/fmnist-dit.safetensors "$work/dit.safetensors"; do
+    if ./dydit train --device cpu --threads 1 --quiet --init "$from" --dynamic --router-input condition --synthetic-size 4 \
+        --batch 4 --steps 1 --out "$work/cond_init" >"$work/cond_init.txt" 2>&1; then
+        pass "condition_routers_from_$(basename "$(dirname "$from")")_dit"
+    else
+        fail "condition_routers_from_$(basename "$(dirname "$from")")_dit" "$(tail -n 1 "$work/cond_init.txt")"
+    fi
+    rm -rf "$work/cond_init"
+done
+
 # Routers reading the class: sampled by the dynamic engine (rows grouped by width pattern) and
 # measured by flops --weights, both realising less than the static network.
 ./dydit train "${tiny[@]}" --steps 2 --router-input condition --router-bias 0 --token-router-bias 0 \

@@ -101,8 +101,12 @@ with open(sys.argv[1], "wb") as f:
     f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)) +
             chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 EOF
+    # A build with the CUDA backend maps cuBLAS(Lt) and NCCL too (about 800 MB of address space
+    # before main runs): the cap grows by their sizes.
+    gpu_libraries_kb=$(ldd ./dydit | awk '/=>/ && /(cublas|cudart|nccl)/ {print $3}' | xargs -r stat -L -c %s |
+        awk '{ kb += $1 / 1024 } END { printf "%d", kb }')
     (
-        ulimit -v $((768 * 1024))
+        ulimit -v $((768 * 1024 + gpu_libraries_kb))
         OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 timeout 120 ./dydit encode --source folder --encoder identity \
             --workers 1 --input "$big" --image-size 16 --out "$work/big.out" --quiet >"$work/big.stdout" 2>"$work/big.err"
     )

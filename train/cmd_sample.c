@@ -270,7 +270,7 @@ int cmd_sample(int argc, char **argv) {
     if (npz && npz_close(npz, err, sizeof(err))) die("%s", err);
     if (grid && png_write_grid(grid_file, grid, o.num, side, side, 3, o.per_row, 2, err, sizeof(err)))
         die("%s", err);
-    if (all_latents) write_latents(latents_file, all_latents, y, c, o.num);
+    if (latents_file) write_latents(latents_file, all_latents, y, c, o.num);
     if (trace) write_trace(trace_file, trace, S, o.num, c);
     output_files_commit(&out);
     mask_files_free(&mask_files);
