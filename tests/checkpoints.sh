@@ -92,7 +92,7 @@ for sig in TERM INT; do
     wait "$pid"
     rc=$?
     step=$(sed -n 's/^step-0*\([0-9]*\)$/\1/p' "$d/checkpoints/latest" 2>/dev/null)
-    if [ "$rc" -ne 0 ] || [ -z "$step" ] || ! grep -q "stopped by a signal after step $step/" "$d.out"; then
+    if [ "$rc" -ne 0 ] || [ -z "$step" ] || ! grep -q "stopped by SIG$sig after step $step/" "$d.out"; then
         fail "$name" "status $rc, checkpoint '${step}': $(tail -n 2 "$d.out")"
         continue
     fi

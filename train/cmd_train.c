@@ -17,12 +17,13 @@
 #include "train/device_options.h"
 #include "train/dist.h"
 #include "train/model_options.h"
+#include "train/stop_request.h"
 #include "train/trainer.h"
 
 typedef struct {
     ModelOptions model;
     DeviceOptions device;
-    const char *data, *init, *log, *out, *resume, *router_input;
+    const char *data, *init, *log, *out, *resume, *router_input, *stop_after;
     int synthetic_size, steps, batch, warmup, seed, log_every, threads, quiet, checkpoint_every, keep_checkpoints;
     int global_batch, micro_batch, zero;
     double lr, weight_decay, beta1, beta2, adam_eps, clip_grad_norm, skip_grad_norm, ema_decay;
@@ -47,6 +48,9 @@ static int add_options(TrainOptions *o, Option *opts) {
         {"resume", OPT_STRING, &o->resume,
          "continue from a checkpoint directory, a run directory's newest, or 'latest' (--out's newest)", NULL, 0},
         {"steps", OPT_INT, &o->steps, "train until this many steps are done", NULL, 0},
+        {"stop-after", OPT_STRING, &o->stop_after,
+         "stop gracefully (checkpoint, exit 0) once this much wall time has passed: 3h50m, 90m, 45s, or seconds",
+         "no limit", 0},
         {"batch", OPT_INT, &o->batch, "samples per step, over all processes (the global batch)", NULL, 0},
         {"global-batch", OPT_INT, &o->global_batch, "the same as --batch, spelled for multi-process runs", "--batch",
          0},
@@ -261,7 +265,13 @@ int cmd_train(int argc, char **argv) {
     if (o.checkpoint_every < 0 || o.keep_checkpoints < 1) die("--checkpoint-every >= 0 and --keep-checkpoints >= 1");
     if (o.resume && !o.out) die("--resume needs --out (where the continued run writes)");
     if (o.resume && !strcmp(o.resume, "latest")) o.resume = o.out;
+    double time_limit = 0;
+    if (o.stop_after && parse_duration(o.stop_after, &time_limit))
+        die("--stop-after must be a positive duration like 3h50m, 90m, 45s or 3600 (got '%s')", o.stop_after);
     if (o.threads > 0) omp_set_num_threads(o.threads);
+    // a stop asked for while the job starts is kept for the first step, and the limit counts the start
+    stop_request_install();
+    if (time_limit > 0) stop_request_deadline(time_limit);
     // from here on an error on any process ends every process of the job
     Dist *dist = dist_open(o.collective_timeout);
     int quiet = o.quiet || dist->rank != 0;
