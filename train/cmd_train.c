@@ -119,14 +119,30 @@ static int file_has_routers(const char *path) {
     return has;
 }
 
+// A resumed run takes its weights, routers and head order from the checkpoint, so a config that
+// started the run (--init, router biases, --reorder-heads) also continues it: those options are
+// dropped with a note instead of refused.
+static void drop_options_fixed_by_checkpoint(TrainOptions *o, const OptionSet *set, int lead) {
+    static const char *fixed[] = {"init", "router-bias", "token-router-bias", "reorder-heads"};
+    char dropped[128] = "";
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (options_was_set(set, fixed[i]))
+            snprintf(dropped + strlen(dropped), sizeof(dropped) - strlen(dropped), "%s--%s", *dropped ? ", " : "",
+                     fixed[i]);
+    if (!*dropped) return;
+    o->init = NULL;
+    o->reorder_heads = 0;
+    if (lead) fprintf(stderr, "note: resuming, so %s ignored: the checkpoint fixes the weights\n", dropped);
+}
+
 // The model shape: from --resume's checkpoint or --init's file (model options then only help
 // read it), else from the options.
 static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, float **init_params) {
     *init_params = NULL;
-    if (o->init && o->resume) die("--init and --resume exclude each other");
     int router_input = router_input_from_name(o->router_input);
     if (router_input < 0) die("--router-input must be 'timestep' or 'condition' (got '%s')", o->router_input);
-    int custom_biases = options_was_set(set, "router-bias") || options_was_set(set, "token-router-bias");
+    int custom_biases =
+        !o->resume && (options_was_set(set, "router-bias") || options_was_set(set, "token-router-bias"));
     if (!o->init && !o->resume) {
         DitConfig cfg = model_options_config(&o->model, set);
         cfg.dynamic = o->dynamic;
@@ -142,7 +158,7 @@ static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, floa
         }
         return cfg;
     }
-    if (custom_biases && (o->resume || file_has_routers(o->init)))
+    if (custom_biases && file_has_routers(o->init))
         die("--router-bias and --token-router-bias set the biases of new routers; these weights already have routers");
     static const char *shape_only[] = {"depth",       "hidden",      "patch",    "in-channels",
                                        "num-classes", "learn-sigma", "mlp-ratio"};
@@ -275,6 +291,7 @@ int cmd_train(int argc, char **argv) {
     // from here on an error on any process ends every process of the job
     Dist *dist = dist_open(o.collective_timeout);
     int quiet = o.quiet || dist->rank != 0;
+    if (o.resume) drop_options_fixed_by_checkpoint(&o, &set, dist->rank == 0);
     Backend backend = device_options_open(&o.device, dist->local_rank);
 
     TrainConfig tc = {0};
