@@ -1,5 +1,6 @@
 #include "train/stop_request.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -64,10 +65,11 @@ int parse_duration(const char *text, double *seconds) {
     double total = 0;
     const char *p = text;
     for (size_t u = 0; u < sizeof(units) / sizeof(units[0]) && *p; u++) { // h, m, s in this order
+        if (!isdigit((unsigned char)*p) && *p != '.') return -1; // strtod would skip spaces, take signs
         char *end;
         double v = strtod(p, &end);
         if (end == p || *end != units[u].unit) continue; // this unit is absent; try the next
-        if (!(v >= 0) || !isfinite(v)) return -1;
+        if (!isfinite(v)) return -1;
         total += v * units[u].seconds;
         p = end + 1;
     }
