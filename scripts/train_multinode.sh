@@ -27,8 +27,9 @@
 # SIGUSR1, which mpirun forwards without ending the job: the ranks finish the same step, write its
 # checkpoint and exit 0, and so do mpirun and this script. (OpenMPI's mpirun, signalled itself with
 # SIGTERM or SIGINT, sends the ranks SIGCONT, SIGTERM after odls_base_sigkill_timeout seconds and
-# SIGKILL after as many again, and exits 1. The ranks still stop gracefully; the timeout, default
-# 1 s, is set here to DYDIT_STOP_GRACE seconds, default 120, so a large checkpoint fits.)
+# SIGKILL after as many again, and exits 1. The ranks still stop gracefully if a step and a
+# checkpoint fit in the timeout: OpenMPI's default is 1 s, set here to DYDIT_STOP_GRACE seconds,
+# default 30. The same sequence ends a job whose rank failed, which then takes up to twice that.)
 set -euo pipefail
 if [ $# -lt 4 ] || [ "$4" != -- ]; then
     sed -n '2,5p' "$0"
@@ -46,7 +47,7 @@ cd "$(dirname "$0")/.."
 set -m # mpirun in a process group of its own: a terminal's Ctrl-C reaches this script alone
 mpirun --hostfile "$hostfile" -np $((nodes * per_node)) \
     --map-by "ppr:$per_node:node:PE=$threads" --bind-to core "${forward[@]}" \
-    --mca odls_base_sigkill_timeout "${DYDIT_STOP_GRACE:-120}" \
+    --mca odls_base_sigkill_timeout "${DYDIT_STOP_GRACE:-30}" \
     ./dydit train "$@" &
 launcher=$!
 trap 'kill -USR1 "$launcher" 2>/dev/null || true' TERM INT

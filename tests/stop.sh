@@ -19,6 +19,9 @@ source tests/lib.sh
 rm -rf "$work"
 mkdir -p "$work"
 
+expect_error stop_after_malformed "--stop-after must be a positive duration" ./dydit train --stop-after 1h30 --steps 1
+expect_error stop_after_negative "--stop-after must be a positive duration" ./dydit train --stop-after -5m --steps 1
+
 if ! command -v mpirun >/dev/null; then
     echo "SKIP stop: mpirun is not installed (openmpi-bin)"
     exit 0
@@ -29,16 +32,22 @@ model="--depth 2 --hidden 32 --heads 2 --patch 2 --in-channels 1 --input-size 8 
 run="--batch 4 --synthetic-size 64 --threads 1 --log-every 1 --quiet --seed 3"
 
 # One rank: dydit with its pid and exit status recorded, since mpirun's status alone cannot tell
-# a rank's 0 from a SIGKILL once mpirun itself was signalled. The wrapper ignores the signals
-# (dydit installs its own handlers) so that it lives to write the status.
+# a rank's 0 from a SIGKILL once mpirun itself was signalled. The wrapper lives through the
+# signals to write the status: it traps them (trapped, not ignored, so that dydit starts with the
+# default actions) and waits again when one interrupts the wait.
 cat >"$work/rank.sh" <<'EOF'
 dir=$1
 shift
-trap '' TERM INT USR1
+trap : TERM INT USR1
 ./dydit "$@" &
-echo $! >"$dir/pid.$OMPI_COMM_WORLD_RANK"
-wait $!
-echo $? >"$dir/status.$OMPI_COMM_WORLD_RANK"
+pid=$!
+echo "$pid" >"$dir/pid.$OMPI_COMM_WORLD_RANK"
+while :; do
+    wait "$pid"
+    status=$?
+    kill -0 "$pid" 2>/dev/null || break
+done
+echo "$status" >"$dir/status.$OMPI_COMM_WORLD_RANK"
 EOF
 
 wait_for_steps() { # wait_for_steps DIR: until the run in DIR has logged a few steps (30 s at most)
@@ -70,6 +79,11 @@ declare -A stopped_at # NAME -> the step of the stop checkpoint, for the runs th
 # reports the stop by REASON at the step of checkpoints/latest.
 finish() {
     local name=$1 want=$2 reason=$3 d=$work/$1 rc step ranks
+    for _ in $(seq 600); do # 60 s at most: a stop that is not honoured must fail, not hang
+        kill -0 "$job" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$job" 2>/dev/null && kill -KILL "$job" $(cat "$d"/pid.* 2>/dev/null)
     wait "$job"
     rc=$?
     ranks=$(cat "$d"/status.* 2>/dev/null | tr '\n' ' ')
@@ -119,7 +133,7 @@ for sig in TERM INT; do
     d=$work/$name
     mkdir -p "$d"
     # a background job starts with SIGINT ignored, which bash could not trap: restore the default
-    env --default-signal=INT bash scripts/train_multinode.sh "$work/hostfile" 2 1 -- $model $run --steps 1000000 \
+    DYDIT_STOP_GRACE=5 env --default-signal=INT bash scripts/train_multinode.sh "$work/hostfile" 2 1 -- $model $run --steps 1000000 \
         --out "$d" --log "$d/log.jsonl" >"$work/$name.out" 2>&1 &
     job=$!
     echo 0 >"$d/status.0" # the ranks run without the wrapper: the script's 0 is theirs (mpirun's
