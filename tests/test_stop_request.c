@@ -12,7 +12,7 @@ static void check_durations(void) {
     const struct {
         const char *text;
         double seconds;
-    } good[] = {{"3h50m", 13800}, {"90m", 5400}, {"45s", 45}, {"1h30m15s", 5415}, {"2h", 7200},
+    } good[] = {{"3h50m", 13800}, {"90m", 5400},  {"45s", 45},  {"1h30m15s", 5415}, {"2h", 7200},
                 {"1m30s", 90},    {"3600", 3600}, {"0.5", 0.5}, {"1.5h", 5400}};
     int ok = 1;
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {

@@ -65,7 +65,7 @@ int parse_duration(const char *text, double *seconds) {
     double total = 0;
     const char *p = text;
     for (size_t u = 0; u < sizeof(units) / sizeof(units[0]) && *p; u++) { // h, m, s in this order
-        if (!isdigit((unsigned char)*p) && *p != '.') return -1; // strtod would skip spaces, take signs
+        if (!isdigit((unsigned char)*p) && *p != '.') return -1;          // strtod would skip spaces, take signs
         char *end;
         double v = strtod(p, &end);
         if (end == p || *end != units[u].unit) continue; // this unit is absent; try the next
