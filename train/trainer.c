@@ -226,22 +226,20 @@ static void describe_run(const TrainConfig *tc, const TrainState *s, const Batch
     if (s->start_step) fprintf(stderr, "resuming at step %ld\n", s->start_step);
 }
 
-// Whether any rank was asked to stop (a signal, the time limit): one small all-reduce a step, so
-// that every rank stops after the same step whichever ranks the request reached. The reasons that
-// arrived go to why[] (counts of ranks).
-static int stop_agreed(Dist *d, double why[STOP_REASONS]) {
-    stop_requests(why);
-    if (d->world > 1) dist_allreduce_sum_f64(d, why, STOP_REASONS);
-    for (int r = 0; r < STOP_REASONS; r++)
-        if (why[r] > 0) return 1;
-    return 0;
-}
-
-// The first reason in why[] that arrived on some rank.
+// The first reason in why[] that arrived on some rank (the last one when none did).
 static StopReason first_reason(const double why[STOP_REASONS]) {
     int r = 0;
     while (r < STOP_REASONS - 1 && !(why[r] > 0)) r++;
     return (StopReason)r;
+}
+
+// Whether any rank was asked to stop (a signal, the time limit): one small all-reduce a step, so
+// that every rank stops after the same step whichever ranks the request reached. why[] receives
+// the reasons that arrived, counted over the ranks.
+static int stop_agreed(Dist *d, double why[STOP_REASONS]) {
+    stop_requests(why);
+    if (d->world > 1) dist_allreduce_sum_f64(d, why, STOP_REASONS);
+    return why[first_reason(why)] > 0;
 }
 
 TrainSummary train_run(const TrainConfig *tc) {
