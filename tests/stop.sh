@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Graceful stops of a 2-rank job, each way a cluster delivers them:
-#  - SIGTERM to mpirun (OpenMPI sends the ranks SIGCONT, SIGTERM after odls_base_sigkill_timeout
+#  - SIGTERM and SIGINT to mpirun (OpenMPI sends the ranks SIGCONT, SIGTERM after odls_base_sigkill_timeout
 #    seconds, SIGKILL after as many again, and exits 1 itself), SIGUSR1 to mpirun (forwarded);
 #  - SIGTERM to every rank (srun, Kubernetes, pre-emption), to one rank only, and repeated every
 #    few milliseconds until the job ends (so also during the checkpoint write);
@@ -98,9 +98,11 @@ finish() {
 }
 
 # ---- signals to mpirun ----
-start mpirun_term --mca odls_base_sigkill_timeout 5 --
-wait_for_steps "$work/mpirun_term" && kill -TERM "$job"
-finish mpirun_term 1 SIGTERM # OpenMPI's mpirun exits 1 whenever it is signalled itself
+for sig in TERM INT; do # OpenMPI's mpirun exits 1 whenever it is signalled itself
+    start "mpirun_${sig,,}" --mca odls_base_sigkill_timeout 5 --
+    wait_for_steps "$work/mpirun_${sig,,}" && kill -"$sig" "$job"
+    finish "mpirun_${sig,,}" 1 SIGTERM # the ranks see mpirun's SIGTERM
+done
 
 start mpirun_usr1 --
 wait_for_steps "$work/mpirun_usr1" && kill -USR1 "$job"
@@ -143,15 +145,18 @@ for sig in TERM INT; do
 done
 
 # ---- every stop resumes onto the uninterrupted trajectory ----
+# Each stopped run resumes to the next multiple of $every after its stop, where one uninterrupted
+# run keeps a checkpoint: short resumes however far apart the stops are.
+every=25
 last=0
 for name in "${!stopped_at[@]}"; do
     [ "${stopped_at[$name]}" -gt "$last" ] && last=${stopped_at[$name]}
 done
-end=$((last + 2))
-final=checkpoints/step-$(printf %07d "$end")
-if "${mpi[@]}" -np 2 ./dydit train $model $run --steps "$end" --out "$work/whole" --log "$work/whole/log.jsonl" \
-    >"$work/whole.out" 2>&1; then
+if "${mpi[@]}" -np 2 ./dydit train $model $run --steps $(((last / every + 1) * every)) --checkpoint-every $every \
+    --keep-checkpoints 1000000 --out "$work/whole" --log "$work/whole/log.jsonl" >"$work/whole.out" 2>&1; then
     for name in $(printf '%s\n' "${!stopped_at[@]}" | sort); do
+        end=$(((stopped_at[$name] / every + 1) * every))
+        final=checkpoints/step-$(printf %07d "$end")
         if "${mpi[@]}" -np 2 ./dydit train $run --steps "$end" --resume latest --out "$work/$name" \
             --log "$work/$name/log.jsonl" >"$work/$name-resume.out" 2>&1; then
             same_checkpoints "${name}_resume" "$work/whole/$final" "$work/$name/$final"
