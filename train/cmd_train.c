@@ -135,6 +135,33 @@ static void drop_options_fixed_by_checkpoint(TrainOptions *o, const OptionSet *s
     if (lead) fprintf(stderr, "note: resuming, so %s ignored: the checkpoint fixes the weights\n", dropped);
 }
 
+// A resumed run keeps the checkpoint's model: model options may repeat it (the config that started
+// the run names the shape), never change it.
+static void require_checkpoint_model(const ModelOptions *mo, const OptionSet *set, const DitConfig *kept) {
+    DitConfig preset = dit_config_default();
+    if (options_was_set(set, "model") &&
+        (dit_config_apply_preset(&preset, mo->model) || preset.depth != kept->depth || preset.hidden != kept->hidden ||
+         preset.heads != kept->heads || preset.patch != kept->patch))
+        die("--model %s is not the checkpoint's model; a resumed run keeps its model", mo->model);
+    const struct {
+        const char *name;
+        double given, kept;
+    } shape[] = {{"depth", mo->depth, kept->depth},
+                 {"hidden", mo->hidden, kept->hidden},
+                 {"heads", mo->heads, kept->heads},
+                 {"patch", mo->patch, kept->patch},
+                 {"in-channels", mo->in_channels, kept->in_channels},
+                 {"input-size", mo->input_size, kept->input_size},
+                 {"num-classes", mo->num_classes, kept->num_classes},
+                 {"learn-sigma", mo->learn_sigma != 0, kept->learn_sigma},
+                 {"mlp-ratio", (float)mo->mlp_ratio, kept->mlp_ratio},
+                 {"class-dropout", (float)mo->class_dropout, kept->class_dropout}};
+    for (size_t i = 0; i < sizeof(shape) / sizeof(shape[0]); i++)
+        if (options_was_set(set, shape[i].name) && shape[i].given != shape[i].kept)
+            die("--%s %g differs from the checkpoint's %g; a resumed run keeps its model", shape[i].name,
+                shape[i].given, shape[i].kept);
+}
+
 // The model shape: from --resume's checkpoint or --init's file (model options then only help
 // read it), else from the options.
 static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, float **init_params) {
@@ -160,20 +187,20 @@ static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, floa
     }
     if (custom_biases && file_has_routers(o->init))
         die("--router-bias and --token-router-bias set the biases of new routers; these weights already have routers");
-    static const char *shape_only[] = {"depth",       "hidden",      "patch",    "in-channels",
-                                       "num-classes", "learn-sigma", "mlp-ratio"};
-    const char *source = o->init ? "--init" : "--resume";
-    for (size_t i = 0; i < sizeof(shape_only) / sizeof(shape_only[0]); i++)
-        if (options_was_set(set, shape_only[i]))
-            die("--%s conflicts with %s: the model shape comes from the weights", shape_only[i], source);
     if (o->resume) {
         LoadedCheckpoint ck;
         char err[1024];
         if (checkpoint_load(o->resume, &ck, err, sizeof(err))) die("%s", err);
         DitConfig cfg = ck.cfg;
         checkpoint_loaded_free(&ck);
+        require_checkpoint_model(&o->model, set, &cfg);
         return cfg;
     }
+    static const char *shape_only[] = {"depth",       "hidden",      "patch",    "in-channels",
+                                       "num-classes", "learn-sigma", "mlp-ratio"};
+    for (size_t i = 0; i < sizeof(shape_only) / sizeof(shape_only[0]); i++)
+        if (options_was_set(set, shape_only[i]))
+            die("--%s conflicts with --init: the model shape comes from the weights", shape_only[i]);
     WeightsHints hints = {.dynamic = o->dynamic};
     if (options_was_set(set, "model")) hints.model = o->model.model;
     if (options_was_set(set, "heads")) hints.heads = o->model.heads;
