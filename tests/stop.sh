@@ -10,7 +10,8 @@
 # ranks stopped after the same step with its checkpoint as `latest`, and resuming from it with
 # `--resume latest` lands bitwise on a 2-rank run that was never interrupted.
 # Then the same config resumes: a stage-1 DyDiT config with --init and router biases, stopped by
-# SIGTERM and rerun as printed (the same config plus --resume latest), equals the uninterrupted run.
+# SIGTERM and rerun as printed (the same config plus --resume latest), equals the uninterrupted run;
+# model options that name the checkpoint's model are accepted on resume, others refused.
 # Usage, from the repository root: bash tests/stop.sh WORKDIR [PYTHON]
 set -u
 work=${1:?usage: bash tests/stop.sh WORKDIR [PYTHON]}/stop
@@ -205,5 +206,17 @@ if [ "$rc" -eq 0 ] && [ -n "$step" ] && [ "$resume" = "--resume latest" ] &&
 else
     fail config_resumes "status $rc, checkpoint '$step': $(tail -n 2 "$d.out") $(tail -n 2 "$d-resume.out" 2>/dev/null)"
 fi
+
+# ---- model options may repeat the checkpoint's model on resume (a pretraining config), not change it ----
+if ./dydit train $dit --synthetic-size 64 --batch 8 --steps 3 --quiet --out "$work/dit" --log "$work/dit/log.jsonl" \
+    --resume latest >"$work/dit-resume.out" 2>&1 && [ -d "$work/dit/checkpoints/step-0000003" ]; then
+    pass resume_same_model "the options of the model resume it"
+else
+    fail resume_same_model "$(tail -n 2 "$work/dit-resume.out")"
+fi
+expect_error resume_other_model "--hidden 64 differs from the checkpoint's 32" \
+    ./dydit train --hidden 64 --heads 4 --steps 4 --out "$work/dit" --resume latest
+expect_error resume_other_preset "--model DiT-S/2 is not the checkpoint's model" \
+    ./dydit train --model DiT-S/2 --steps 4 --out "$work/dit" --resume latest
 
 exit $status
