@@ -136,8 +136,8 @@ for sig in TERM INT; do
     d=$work/$name
     mkdir -p "$d"
     # a background job starts with SIGINT ignored, which bash could not trap: restore the default
-    DYDIT_STOP_GRACE=5 env --default-signal=INT bash scripts/train_multinode.sh "$work/hostfile" 2 1 -- $model $run --steps 1000000 \
-        --out "$d" --log "$d/log.jsonl" >"$work/$name.out" 2>&1 &
+    DYDIT_STOP_GRACE=5 env --default-signal=INT bash scripts/train_multinode.sh "$work/hostfile" 2 1 -- \
+        $model $run --steps 1000000 --out "$d" --log "$d/log.jsonl" >"$work/$name.out" 2>&1 &
     job=$!
     echo 0 >"$d/status.0" # the ranks run without the wrapper: the script's 0 is theirs (mpirun's
     echo 0 >"$d/status.1" # status is non-zero when one of them is)
