@@ -22,6 +22,14 @@
 #
 # A rank that fails ends the job: dydit prints which rank and why, and mpirun stops the others;
 # a rank that stops answering ends it after --collective-timeout seconds (default 600).
+#
+# Stopping: SIGTERM or SIGINT to this script (kill, Ctrl-C, a scheduler) reaches every rank as
+# SIGUSR1, which mpirun forwards without ending the job: the ranks finish the same step, write its
+# checkpoint and exit 0, and so do mpirun and this script. (OpenMPI's mpirun, signalled itself with
+# SIGTERM or SIGINT, sends the ranks SIGCONT, SIGTERM after odls_base_sigkill_timeout seconds and
+# SIGKILL after as many again, and exits 1. The ranks still stop gracefully if a step and a
+# checkpoint fit in the timeout: OpenMPI's default is 1 s, set here to DYDIT_STOP_GRACE seconds,
+# default 30. The same sequence ends a job whose rank failed, which then takes up to twice that.)
 set -euo pipefail
 if [ $# -lt 4 ] || [ "$4" != -- ]; then
     sed -n '2,5p' "$0"
@@ -36,6 +44,17 @@ for v in OMPI_MCA_btl_tcp_if_include OMPI_MCA_oob_tcp_if_include UCX_NET_DEVICES
     if [ -n "${!v:-}" ]; then forward+=(-x "$v"); fi
 done
 cd "$(dirname "$0")/.."
-exec mpirun --hostfile "$hostfile" -np $((nodes * per_node)) \
+set -m # mpirun in a process group of its own: a terminal's Ctrl-C reaches this script alone
+mpirun --hostfile "$hostfile" -np $((nodes * per_node)) \
     --map-by "ppr:$per_node:node:PE=$threads" --bind-to core "${forward[@]}" \
-    ./dydit train "$@"
+    --mca odls_base_sigkill_timeout "${DYDIT_STOP_GRACE:-30}" \
+    ./dydit train "$@" &
+launcher=$!
+trap 'kill -USR1 "$launcher" 2>/dev/null || true' TERM INT
+# a trapped signal interrupts wait; wait again until mpirun has exited
+while :; do
+    status=0
+    wait "$launcher" || status=$?
+    kill -0 "$launcher" 2>/dev/null || break
+done
+exit "$status"

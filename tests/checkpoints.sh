@@ -42,24 +42,13 @@ train() { # train NAME OPTIONS...: a run into $work/NAME; fails the check NAME w
     fi
 }
 
-same_files() { # same_files NAME DIR_A DIR_B: the three tensor files of two checkpoints are bitwise equal
-    local name=$1 a=$2 b=$3 f
-    for f in model ema optimizer; do
-        if ! cmp -s "$a/$f.safetensors" "$b/$f.safetensors"; then
-            fail "$name" "$f.safetensors differs between $a and $b"
-            return
-        fi
-    done
-    pass "$name" "model, EMA and AdamW moments bitwise equal"
-}
-
 # ---- exact resume: 8 steps vs 4 + resume 4 ----
 for kind in dit dydit1 dydit2; do
     opts=${!kind}
     new=new_$kind
     train "$kind-whole" $opts ${!new} --steps 8 --checkpoint-every 4 || continue
     train "$kind-resumed" $opts --steps 8 --resume "$work/$kind-whole/checkpoints/step-0000004" || continue
-    same_files "resume_$kind" "$work/$kind-whole/checkpoints/step-0000008" "$work/$kind-resumed/checkpoints/step-0000008"
+    same_checkpoints "resume_$kind" "$work/$kind-whole/checkpoints/step-0000008" "$work/$kind-resumed/checkpoints/step-0000008"
 done
 
 # ---- state.json ----
@@ -92,7 +81,7 @@ for sig in TERM INT; do
     wait "$pid"
     rc=$?
     step=$(sed -n 's/^step-0*\([0-9]*\)$/\1/p' "$d/checkpoints/latest" 2>/dev/null)
-    if [ "$rc" -ne 0 ] || [ -z "$step" ] || ! grep -q "stopped by a signal after step $step/" "$d.out"; then
+    if [ "$rc" -ne 0 ] || [ -z "$step" ] || ! grep -q "stopped by SIG$sig after step $step/" "$d.out"; then
         fail "$name" "status $rc, checkpoint '${step}': $(tail -n 2 "$d.out")"
         continue
     fi
@@ -100,7 +89,7 @@ for sig in TERM INT; do
     # the same run uninterrupted to step+2, and the stopped one resumed to step+2
     train "$name-whole" $dydit1 $new_dydit1 --steps $((step + 2)) || continue
     train "$name" $dydit1 --steps $((step + 2)) --resume latest || continue
-    same_files "${name}_resume" "$work/$name-whole/checkpoints/step-$(printf %07d $((step + 2)))" \
+    same_checkpoints "${name}_resume" "$work/$name-whole/checkpoints/step-$(printf %07d $((step + 2)))" \
         "$d/checkpoints/step-$(printf %07d $((step + 2)))"
 done
 

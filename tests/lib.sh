@@ -22,3 +22,16 @@ expect_error() {
         fail "$name" "status $rc, $lines stderr lines: $(head -c 300 "$work/err.txt")"
     fi
 }
+
+# same_checkpoints NAME DIR_A DIR_B: the tensor files of two checkpoints (model, EMA, AdamW moments)
+# are bitwise equal.
+same_checkpoints() {
+    local name=$1 a=$2 b=$3 f
+    for f in model ema optimizer; do
+        if ! cmp -s "$a/$f.safetensors" "$b/$f.safetensors"; then
+            fail "$name" "$f.safetensors differs between $a and $b"
+            return
+        fi
+    done
+    pass "$name" "model, EMA and AdamW moments bitwise equal"
+}

@@ -18,12 +18,13 @@
 #include "train/device_options.h"
 #include "train/dist.h"
 #include "train/model_options.h"
+#include "train/stop_request.h"
 #include "train/trainer.h"
 
 typedef struct {
     ModelOptions model;
     DeviceOptions device;
-    const char *data, *init, *log, *out, *resume, *router_input;
+    const char *data, *init, *log, *out, *resume, *router_input, *stop_after;
     int synthetic_size, steps, batch, warmup, seed, log_every, threads, quiet, checkpoint_every, keep_checkpoints;
     int global_batch, micro_batch, zero;
     double lr, weight_decay, beta1, beta2, adam_eps, clip_grad_norm, skip_grad_norm, ema_decay;
@@ -51,6 +52,9 @@ static int add_options(TrainOptions *o, Option *opts) {
          "continue from a checkpoint directory, a run directory's newest, or 'latest' (--out's newest)", NULL, 0,
          NO_RANGE},
         {"steps", OPT_INT, &o->steps, "train until this many steps are done", NULL, 0, RANGE(1, INT_MAX)},
+        {"stop-after", OPT_STRING, &o->stop_after,
+         "stop gracefully (checkpoint, exit 0) once this much wall time has passed: 3h50m, 90m, 45s, or seconds",
+         "no limit", 0, NO_RANGE},
         {"batch", OPT_INT, &o->batch, "samples per step, over all processes (the global batch)", NULL, 0,
          RANGE(1, BATCH_MAX)},
         {"global-batch", OPT_INT, &o->global_batch, "the same as --batch, spelled for multi-process runs", "--batch", 0,
@@ -137,14 +141,57 @@ static int file_has_routers(const char *path) {
     return has;
 }
 
+// A resumed run takes its weights, routers and head order from the checkpoint, so a config that
+// started the run (--init, router biases, --reorder-heads) also continues it: those options are
+// dropped with a note instead of refused.
+static void drop_options_fixed_by_checkpoint(TrainOptions *o, const OptionSet *set, int lead) {
+    static const char *fixed[] = {"init", "router-bias", "token-router-bias", "reorder-heads"};
+    char dropped[128] = "";
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (options_was_set(set, fixed[i]))
+            snprintf(dropped + strlen(dropped), sizeof(dropped) - strlen(dropped), "%s--%s", *dropped ? ", " : "",
+                     fixed[i]);
+    if (!*dropped) return;
+    o->init = NULL;
+    o->reorder_heads = 0;
+    if (lead) fprintf(stderr, "note: resuming, so %s ignored: the checkpoint fixes the weights\n", dropped);
+}
+
+// A resumed run keeps the checkpoint's model: model options may repeat it (the config that started
+// the run names the shape), never change it.
+static void require_checkpoint_model(const ModelOptions *mo, const OptionSet *set, const DitConfig *kept) {
+    DitConfig preset = dit_config_default();
+    if (options_was_set(set, "model") &&
+        (dit_config_apply_preset(&preset, mo->model) || preset.depth != kept->depth || preset.hidden != kept->hidden ||
+         preset.heads != kept->heads || preset.patch != kept->patch))
+        die("--model %s is not the checkpoint's model; a resumed run keeps its model", mo->model);
+    const struct {
+        const char *name;
+        double given, kept;
+    } shape[] = {{"depth", mo->depth, kept->depth},
+                 {"hidden", mo->hidden, kept->hidden},
+                 {"heads", mo->heads, kept->heads},
+                 {"patch", mo->patch, kept->patch},
+                 {"in-channels", mo->in_channels, kept->in_channels},
+                 {"input-size", mo->input_size, kept->input_size},
+                 {"num-classes", mo->num_classes, kept->num_classes},
+                 {"learn-sigma", mo->learn_sigma != 0, kept->learn_sigma},
+                 {"mlp-ratio", (float)mo->mlp_ratio, kept->mlp_ratio},
+                 {"class-dropout", (float)mo->class_dropout, kept->class_dropout}};
+    for (size_t i = 0; i < sizeof(shape) / sizeof(shape[0]); i++)
+        if (options_was_set(set, shape[i].name) && shape[i].given != shape[i].kept)
+            die("--%s %g differs from the checkpoint's %g; a resumed run keeps its model", shape[i].name,
+                shape[i].given, shape[i].kept);
+}
+
 // The model shape: from --resume's checkpoint or --init's file (model options then only help
 // read it), else from the options.
 static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, float **init_params) {
     *init_params = NULL;
-    if (o->init && o->resume) die("--init and --resume exclude each other");
     int router_input = router_input_from_name(o->router_input);
     if (router_input < 0) die("--router-input must be 'timestep' or 'condition' (got '%s')", o->router_input);
-    int custom_biases = options_was_set(set, "router-bias") || options_was_set(set, "token-router-bias");
+    int custom_biases =
+        !o->resume && (options_was_set(set, "router-bias") || options_was_set(set, "token-router-bias"));
     if (!o->init && !o->resume) {
         DitConfig cfg = model_options_config(&o->model, set);
         cfg.dynamic = o->dynamic;
@@ -160,22 +207,22 @@ static DitConfig resolve_model(const TrainOptions *o, const OptionSet *set, floa
         }
         return cfg;
     }
-    if (custom_biases && (o->resume || file_has_routers(o->init)))
+    if (custom_biases && file_has_routers(o->init))
         die("--router-bias and --token-router-bias set the biases of new routers; these weights already have routers");
-    static const char *shape_only[] = {"depth",       "hidden",      "patch",    "in-channels",
-                                       "num-classes", "learn-sigma", "mlp-ratio"};
-    const char *source = o->init ? "--init" : "--resume";
-    for (size_t i = 0; i < sizeof(shape_only) / sizeof(shape_only[0]); i++)
-        if (options_was_set(set, shape_only[i]))
-            die("--%s conflicts with %s: the model shape comes from the weights", shape_only[i], source);
     if (o->resume) {
         LoadedCheckpoint ck;
         char err[1024];
         if (checkpoint_load(o->resume, &ck, err, sizeof(err))) die("%s", err);
         DitConfig cfg = ck.cfg;
         checkpoint_loaded_free(&ck);
+        require_checkpoint_model(&o->model, set, &cfg);
         return cfg;
     }
+    static const char *shape_only[] = {"depth",       "hidden",      "patch",    "in-channels",
+                                       "num-classes", "learn-sigma", "mlp-ratio"};
+    for (size_t i = 0; i < sizeof(shape_only) / sizeof(shape_only[0]); i++)
+        if (options_was_set(set, shape_only[i]))
+            die("--%s conflicts with --init: the model shape comes from the weights", shape_only[i]);
     WeightsHints hints = {.dynamic = o->dynamic};
     if (options_was_set(set, "model")) hints.model = o->model.model;
     if (options_was_set(set, "heads")) hints.heads = o->model.heads;
@@ -301,10 +348,17 @@ int cmd_train(int argc, char **argv) {
     if (o.resume && !strcmp(o.resume, "latest")) o.resume = o.out;
     options_require_utf8(&set);
     refuse_outputs_over_inputs(&o);
+    double time_limit = 0;
+    if (o.stop_after && parse_duration(o.stop_after, &time_limit))
+        die("--stop-after must be a positive duration like 3h50m, 90m, 45s or 3600 (got '%s')", o.stop_after);
     if (o.threads > 0) omp_set_num_threads(o.threads);
+    // a stop asked for while the job starts is kept for the first step, and the limit counts the start
+    stop_request_install();
+    if (time_limit > 0) stop_request_deadline(time_limit);
     // from here on an error on any process ends every process of the job
     Dist *dist = dist_open(o.collective_timeout);
     int quiet = o.quiet || dist->rank != 0;
+    if (o.resume) drop_options_fixed_by_checkpoint(&o, &set, dist->rank == 0);
     Backend backend = device_options_open(&o.device, dist->local_rank);
 
     TrainConfig tc = {0};

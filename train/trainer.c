@@ -243,11 +243,20 @@ static void describe_run(const TrainConfig *tc, const TrainState *s, const Batch
     if (s->start_step) fprintf(stderr, "resuming at step %ld\n", s->start_step);
 }
 
-// Whether any rank received SIGINT/SIGTERM: every rank stops after the same step.
-static int stop_agreed(Dist *d) {
-    double stop = stop_requested(NULL);
-    if (d->world > 1) dist_allreduce_sum_f64(d, &stop, 1);
-    return stop > 0;
+// The first reason in why[] that arrived on some rank (the last one when none did).
+static StopReason first_reason(const double why[STOP_REASONS]) {
+    int r = 0;
+    while (r < STOP_REASONS - 1 && !(why[r] > 0)) r++;
+    return (StopReason)r;
+}
+
+// Whether any rank was asked to stop (a signal, the time limit): one small all-reduce a step, so
+// that every rank stops after the same step whichever ranks the request reached. why[] receives
+// the reasons that arrived, counted over the ranks.
+static int stop_agreed(Dist *d, double why[STOP_REASONS]) {
+    stop_requests(why);
+    if (d->world > 1) dist_allreduce_sum_f64(d, why, STOP_REASONS);
+    return why[first_reason(why)] > 0;
 }
 
 TrainSummary train_run(const TrainConfig *tc) {
@@ -285,7 +294,7 @@ TrainSummary train_run(const TrainConfig *tc) {
     stop_request_install();
     const int B = split.global;
     long run_steps = tc->steps - s.start_step, window = run_steps / 10 > 0 ? run_steps / 10 : 1;
-    double start = now_seconds();
+    double start = now_seconds(), why[STOP_REASONS] = {0};
     for (long step = s.start_step; step < tc->steps; step++) {
         long done = step - s.start_step;
         int poison = dist_test_fault(d, step);
@@ -308,7 +317,7 @@ TrainSummary train_run(const TrainConfig *tc) {
             ops->upload(s.m.grads + s.first_trainable, &nan, sizeof(float));
         }
         OptimStepInfo info = train_state_update(&s, step, loss.loss);
-        int stopping = step + 1 < tc->steps && stop_agreed(d);
+        int stopping = step + 1 < tc->steps && stop_agreed(d, why);
         if (lead && info.nonfinite)
             warn("step %ld: non-finite %s; the update was skipped", step + 1,
                  isfinite(loss.loss) ? "gradient norm" : "loss");
@@ -349,9 +358,9 @@ TrainSummary train_run(const TrainConfig *tc) {
             die("%s", lead ? err : "checkpoint failed on rank 0");
         if (lead)
             fprintf(stderr,
-                    "stopped by a signal after step %ld/%ld: wrote %s/checkpoints/latest; continue with "
+                    "stopped by %s after step %ld/%ld: wrote %s/checkpoints/latest; continue with "
                     "--resume latest\n",
-                    sum.stopped_at, tc->steps, tc->out_dir);
+                    stop_reason_name(first_reason(why)), sum.stopped_at, tc->steps, tc->out_dir);
     } else if (tc->out_dir) {
         if (train_state_save_checkpoint(&s, tc, tc->steps, err, sizeof(err)) ||
             train_state_save_weights(&s, tc, tc->steps, err, sizeof(err)))
@@ -360,8 +369,8 @@ TrainSummary train_run(const TrainConfig *tc) {
             fprintf(stderr, "wrote %s/model.safetensors, %s/ema.safetensors and a checkpoint\n", tc->out_dir,
                     tc->out_dir);
     } else if (lead && sum.stopped_at) {
-        fprintf(stderr, "stopped by a signal after step %ld/%ld (no --out: nothing written)\n", sum.stopped_at,
-                tc->steps);
+        fprintf(stderr, "stopped by %s after step %ld/%ld (no --out: nothing written)\n",
+                stop_reason_name(first_reason(why)), sum.stopped_at, tc->steps);
     }
     if (log) close_log(log, tc);
     dist_barrier(d); // every rank returns once the run's files are complete

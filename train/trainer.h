@@ -71,7 +71,7 @@ typedef struct {
     double flops_ratio_last;      // DyDiT: mean realised FLOPs ratio over the last 10% of the steps
     long skipped;                 // updates cancelled by the gradient policy or a non-finite loss
     double images_per_second;     // of the whole job
-    long stopped_at;              // SIGINT/SIGTERM: the step of the checkpoint written; else 0
+    long stopped_at;              // a graceful stop (stop_request.h): the step of the checkpoint written; else 0
 } TrainSummary;
 
 // The FLOPs target of `step` (docs/algorithm.md 4.2).
@@ -80,7 +80,8 @@ double dydit_target_at(const DyditTraining *d, long step);
 double dydit_tau_at(const DyditTraining *d, long step, long steps);
 
 // Runs the loop on every rank of tc->dist; exits with a one-line error on invalid input (which
-// ends every rank). The summary is the same on every rank. SIGINT or SIGTERM on any rank ends the
-// run after the current step with a checkpoint (summary.stopped_at). A failed periodic checkpoint
+// ends every rank). The summary is the same on every rank. A stop request (train/stop_request.h:
+// SIGTERM, SIGINT, SIGUSR1, the time limit) on any rank ends the run on every rank after the same
+// step, with a checkpoint (summary.stopped_at). A failed periodic checkpoint
 // is a warning (the previous one stays intact and training goes on); a failed final one is fatal.
 TrainSummary train_run(const TrainConfig *tc);
