@@ -15,12 +15,33 @@ tiny=(--quiet "${shape[@]}")
 # --lambda-hold 3 --lambda-warmup 4 at lambda 0.5: 1 for steps 0-2, then 1 - 0.5 (step - 3) / 4, then 0.5.
 if ./dydit train "${tiny[@]}" --steps 10 --lambda 0.5 --lambda-hold 3 --lambda-warmup 4 --out "$work/hold" \
     --log "$work/hold.jsonl" >"$work/out.txt" 2>&1; then
-    got=$("$python" -c 'import json,sys; print(" ".join("%.4f" % json.loads(l)["target_ratio"] for l in open(sys.argv[1])))' "$work/hold.jsonl")
+    got=$("$python" -c 'import json,sys; print(" ".join("%.4f" % r["target_ratio"] for r in map(json.loads, open(sys.argv[1])) if "loss" in r))' "$work/hold.jsonl")
     want="1.0000 1.0000 1.0000 1.0000 0.8750 0.7500 0.6250 0.5000 0.5000 0.5000"
     [ "$got" = "$want" ] && pass target_hold_then_ramp "$got" || fail target_hold_then_ramp "got $got, want $want"
 else
     fail target_hold_then_ramp "$(tail -n 2 "$work/out.txt")"
 fi
+# The log: every line has the stage; "step" counts steps done (as the progress lines and the
+# checkpoints do), once each; stage 2 resumed from a stage-1 run goes on from its step. At each
+# checkpoint and at the end a line gives the realised sampling ratio of the EMA weights beside the
+# training ratio.
+./dydit train "${tiny[@]}" --stage 1 --steps 6 --log-every 4 --checkpoint-every 3 --probe-samples 4 --probe-steps 5 \
+    --out "$work/logs" --log "$work/logs/log.jsonl" >"$work/out.txt" 2>&1 &&
+    ./dydit train "${tiny[@]}" --stage 2 --steps 10 --log-every 4 --probe-samples 4 --probe-steps 5 \
+        --resume latest --out "$work/logs" --log "$work/logs/log.jsonl" >>"$work/out.txt" 2>&1 ||
+    fail log_setup "$(tail -n 2 "$work/out.txt")"
+"$python" - "$work/logs/log.jsonl" >"$work/logs.txt" 2>&1 <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+steps = [(r["step"], r["stage"]) for r in rows if "loss" in r]
+probes = [(r["step"], r["stage"]) for r in rows if "ema_sampling_ratio" in r]
+assert steps == [(1, 1), (4, 1), (6, 1), (8, 2), (10, 2)], steps
+assert probes == [(3, 1), (6, 1), (10, 2)], probes
+assert all(0 < r["ema_sampling_ratio"] <= 1.1 and "flops_ratio" in r for r in rows if "ema_sampling_ratio" in r)
+print("steps", steps, "probes", probes)
+PY
+[ $? -eq 0 ] && pass log_steps_stages_and_probes "$(cat "$work/logs.txt")" || fail log_steps_stages_and_probes "$(tail -n 2 "$work/logs.txt")"
+
 # a configuration that is no preset is described as "custom DyDiT"
 ./dydit train "${shape[@]}" --steps 1 --out "$work/named" >"$work/named.txt" 2>&1
 grep -q '^model: custom DyDiT depth 2' "$work/named.txt" && pass custom_model_name "$(grep -m1 '^model:' "$work/named.txt" | cut -c1-60)" ||

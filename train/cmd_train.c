@@ -30,6 +30,7 @@ typedef struct {
     double lr, weight_decay, beta1, beta2, adam_eps, clip_grad_norm, skip_grad_norm, ema_decay;
     double bucket_mb, collective_timeout;
     int dynamic, stage, lambda_warmup, lambda_hold, flops_group_size, stratified, reorder_heads;
+    int probe_samples, probe_steps;
     double lambda, flops_weight, tau, tau_end, threshold, router_bias, token_router_bias;
 } TrainOptions;
 
@@ -124,6 +125,11 @@ static int add_options(TrainOptions *o, Option *opts) {
         {"reorder-heads", OPT_FLAG, &o->reorder_heads,
          "DyDiT: order heads and MLP units by importance before fine-tuning (index 0 = most important)", NULL, 0,
          NO_RANGE},
+        {"probe-samples", OPT_INT, &o->probe_samples,
+         "DyDiT: at every checkpoint and at the end, log the FLOPs ratio the EMA weights realise when they sample "
+         "this many images (0: off)",
+         NULL, 0, RANGE(0, 4096)},
+        {"probe-steps", OPT_INT, &o->probe_steps, "DyDiT: DDPM steps of that sampling probe", NULL, 0, RANGE(1, 1000)},
     };
     int count = (int)(sizeof(own) / sizeof(own[0]));
     int first = MODEL_OPTION_COUNT + DEVICE_OPTION_COUNT;
@@ -322,6 +328,8 @@ int cmd_train(int argc, char **argv) {
         .stage = 2,
         .lambda = 0.5,
         .lambda_hold = -1,
+        .probe_samples = 8,
+        .probe_steps = 10,
         .flops_weight = 2.0,
         .tau = 5.0,
         .stratified = -1,
@@ -399,6 +407,8 @@ int cmd_train(int argc, char **argv) {
     tc.keep_checkpoints = o.keep_checkpoints;
     tc.resume = o.resume;
     tc.quiet = o.quiet;
+    tc.probe_samples = o.probe_samples;
+    tc.probe_steps = o.probe_steps;
     char *json = options_to_json(&set);
     tc.options_json = json;
     if (!quiet) {

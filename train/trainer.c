@@ -9,6 +9,7 @@
 #include "kernels/philox.h"
 #include "model/diffusion.h"
 #include "model/objective.h"
+#include "model/router_calibration.h"
 #include "train/batch.h"
 #include "train/run_lock.h"
 #include "train/stop_request.h"
@@ -198,12 +199,18 @@ static _Noreturn void die_log_failed(const TrainConfig *tc) {
     die("%s: cannot write the log: %s", tc->log_path ? tc->log_path : "stdout", strerror(errno ? errno : EIO));
 }
 
+// The stage a log line belongs to: 0 for a DiT, a DyDiT's fine-tuning stage (1 or 2) otherwise.
+static int log_stage(const TrainConfig *tc) { return tc->model.dynamic ? tc->dydit.stage : 0; }
+
+// One JSON line for the step of index `step` (counted from 0). Its "step" is the number of steps
+// done, as in the progress lines and the checkpoints' names.
 static void log_step(FILE *log, const TrainConfig *tc, long step, const LossTerms *l, const OptimStepInfo *info,
                      double target, double rate, double elapsed) {
     fprintf(log,
-            "{\"step\":%ld,\"loss\":%.6g,\"mse\":%.6g,\"vb\":%.6g,\"grad_norm\":%.6g,\"lr\":%.6g,\"updated\":%d,"
-            "\"clipped\":%d,\"nonfinite\":%d",
-            step, l->loss, l->mse, l->vb, info->grad_norm, info->lr, info->updated, info->clipped, info->nonfinite);
+            "{\"step\":%ld,\"stage\":%d,\"loss\":%.6g,\"mse\":%.6g,\"vb\":%.6g,\"grad_norm\":%.6g,\"lr\":%.6g,"
+            "\"updated\":%d,\"clipped\":%d,\"nonfinite\":%d",
+            step + 1, log_stage(tc), l->loss, l->mse, l->vb, info->grad_norm, info->lr, info->updated, info->clipped,
+            info->nonfinite);
     if (tc->model.dynamic) {
         fprintf(log,
                 ",\"diffusion_loss\":%.6g,\"flops_loss\":%.6g,\"target_ratio\":%.6g,\"flops_ratio\":%.6g,"
@@ -214,6 +221,24 @@ static void log_step(FILE *log, const TrainConfig *tc, long step, const LossTerm
     }
     fprintf(log, ",\"images_per_s\":%.4g,\"elapsed_s\":%.3f}\n", rate, elapsed);
     if (fflush(log) || ferror(log)) die_log_failed(tc);
+}
+
+// How the EMA weights sample after `done` steps, beside the training FLOPs ratio of the last step
+// (model/router_calibration.h): deterministic decisions over the same timesteps, labels and noise
+// every time, DDPM with the default guidance. Training decides with router noise and the EMA lags
+// the routers, so the two differ; dydit calibrate closes the gap.
+static void log_ema_probe(FILE *log, const TrainConfig *tc, const TrainState *s, long done, double training_ratio,
+                          double target) {
+    RatioProbe probe = {.samples = tc->probe_samples, .steps = tc->probe_steps, .cfg_scale = 1.5f, .seed = 1234};
+    double ratio = dydit_sampling_ratio_of(&s->m, s->ema, &probe);
+    fprintf(log,
+            "{\"step\":%ld,\"stage\":%d,\"ema_sampling_ratio\":%.6g,\"flops_ratio\":%.6g,\"target_ratio\":%.6g,"
+            "\"probe_samples\":%d,\"probe_steps\":%d}\n",
+            done, log_stage(tc), ratio, training_ratio, target, tc->probe_samples, tc->probe_steps);
+    if (fflush(log) || ferror(log)) die_log_failed(tc);
+    if (!tc->quiet)
+        fprintf(stderr, "step %ld: the EMA weights sample at a FLOPs ratio of %.4f (training %.4f, target %.4f)\n", done,
+                ratio, training_ratio, target);
 }
 
 // Opened once the run directory exists and is locked: a run refused earlier truncates nothing.
@@ -294,6 +319,8 @@ TrainSummary train_run(const TrainConfig *tc) {
     stop_request_install();
     const int B = split.global;
     long run_steps = tc->steps - s.start_step, window = run_steps / 10 > 0 ? run_steps / 10 : 1;
+    int probe = c->dynamic && tc->probe_samples > 0;
+    double last_ratio = 1.0, last_target = 1.0;
     double start = now_seconds(), why[STOP_REASONS] = {0};
     for (long step = s.start_step; step < tc->steps; step++) {
         long done = step - s.start_step;
@@ -332,7 +359,8 @@ TrainSummary train_run(const TrainConfig *tc) {
         }
         sum.skipped += !info.updated;
 
-        if (lead && (step % tc->log_every == 0 || step == tc->steps - 1 || stopping)) {
+        last_ratio = loss.flops_ratio, last_target = target;
+        if (lead && ((step + 1) % tc->log_every == 0 || step == 0 || step == tc->steps - 1 || stopping)) {
             double elapsed = now_seconds() - start, rate = (double)(done + 1) * B / elapsed;
             log_step(log, tc, step, &loss, &info, target, rate, elapsed);
             if (!tc->quiet) {
@@ -348,10 +376,13 @@ TrainSummary train_run(const TrainConfig *tc) {
             run_steps = step + 1 - s.start_step;
             break;
         }
-        if (tc->out_dir && tc->checkpoint_every > 0 && (step + 1) % tc->checkpoint_every == 0 && step + 1 < tc->steps &&
-            train_state_save_checkpoint(&s, tc, step + 1, err, sizeof(err)) && lead)
-            warn("%s; the previous checkpoint is intact and training goes on", err);
+        if (tc->out_dir && tc->checkpoint_every > 0 && (step + 1) % tc->checkpoint_every == 0 && step + 1 < tc->steps) {
+            if (train_state_save_checkpoint(&s, tc, step + 1, err, sizeof(err)) && lead)
+                warn("%s; the previous checkpoint is intact and training goes on", err);
+            if (lead && probe) log_ema_probe(log, tc, &s, step + 1, last_ratio, last_target);
+        }
     }
+    if (lead && probe && run_steps > 0) log_ema_probe(log, tc, &s, s.start_step + run_steps, last_ratio, last_target);
     sum.images_per_second = (double)run_steps * B / (now_seconds() - start);
     if (tc->out_dir && sum.stopped_at) {
         if (train_state_save_checkpoint(&s, tc, sum.stopped_at, err, sizeof(err)))

@@ -62,6 +62,8 @@ typedef struct {
     const char *resume;       // a checkpoint or run directory to continue from, or NULL
     const char *options_json; // the effective options, stored in what the run writes
     int quiet;                // no progress lines on stderr
+    int probe_samples;        // DyDiT: samples of the EMA's sampling-ratio probe at checkpoints and the end (0: off)
+    int probe_steps;          // DyDiT: DDPM steps of that probe
 } TrainConfig;
 
 typedef struct {
