@@ -69,7 +69,17 @@ CUDA_ARCH ?= sm_90
 CUDA_CFLAGS = -I$(CUDA_HOME)/include
 CUDA_RT_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 NVCCFLAGS ?= -O3 -std=c++17 -arch=$(CUDA_ARCH) -I. -Xcompiler -fPIC,-Wall --expt-relaxed-constexpr -MMD -MP
-ifneq ($(CUDA),0)
+# EMULATED=1 builds the CUDA backend, unchanged, for the emulated device of kernels/cuda/emu (the
+# host compiler, fibers for the threads, cuBLAS(Lt) and NCCL on the CPU) into build-emu, with the
+# program as build-emu/dydit (--device cuda-emulated); make test-cuda-emulated runs the GPU tests
+# on it. No GPU and no CUDA installation are needed.
+EMU_DIR = kernels/cuda/emu
+ifeq ($(EMULATED),1)
+CUDA_FOUND := yes
+CUDA_CFLAGS = -I$(EMU_DIR)/include
+CUDA_RT_LIBS = -lstdc++
+CFLAGS += -DDYDIT_CUDA_EMULATED
+else ifneq ($(CUDA),0)
 CUDA_FOUND := $(shell [ -x $(NVCC) ] && printf '$(HASH)include <cublasLt.h>\nint main(void) { cublasLtHandle_t h; return (int)cublasLtCreate(&h); }\n' | \
 	$(CC) $(CUDA_CFLAGS) -x c - -o /dev/null $(CUDA_RT_LIBS) 2>/dev/null && echo yes)
 endif
@@ -81,14 +91,22 @@ endif
 # NCCL, the GPU communicator (train/dist_nccl.c): built when the CUDA backend is, a program against
 # $(CUDA_HOME)/include/nccl.h linking -lnccl compiles, and MPI is there to bootstrap it.
 # build/tests/cuda_nccl checks it on GPUs (make test-cuda).
+# The emulated device's NCCL is MPI underneath (kernels/cuda/emu/nccl.cc).
 CUDA_LIBS = -L$(CUDA_HOME)/lib64 -lnccl -lcudart
-ifeq ($(MPI_FOUND)$(CUDA_FOUND),yesyes)
+NCCL_LIBS = -lnccl
+ifeq ($(MPI_FOUND)$(CUDA_FOUND)$(EMULATED),yesyes1)
+NCCL_FOUND := yes
+NCCL_LIBS =
+else ifeq ($(MPI_FOUND)$(CUDA_FOUND),yesyes)
 NCCL_FOUND := $(shell printf '$(HASH)include <nccl.h>\nint main(void) { int v; return ncclGetVersion(&v); }\n' | \
 	$(CC) $(CUDA_CFLAGS) -x c - -o /dev/null $(CUDA_LIBS) 2>/dev/null && echo yes)
 endif
 
 ifeq ($(SANITIZE),1)
 BUILD = build-san
+DYDIT = $(BUILD)/dydit
+else ifeq ($(EMULATED),1)
+BUILD = build-emu
 DYDIT = $(BUILD)/dydit
 else
 BUILD = build
@@ -106,10 +124,22 @@ endif
 # Training sums device gradients over NCCL when it is there (train/device_collectives.c).
 ifeq ($(NCCL_FOUND),yes)
 CFLAGS += -DDYDIT_NCCL
-LDLIBS += -lnccl
+LDLIBS += $(NCCL_LIBS)
 LIB_SRC += train/dist_nccl.c
 endif
-LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+# The emulated device: its runtime (C++) joins the library; the kernel sources are compiled by the
+# host compiler from copies in which rewrite.pl turned launches and dynamic shared arrays into C++
+# (build-emu/emu-src), with ThreadSanitizer's instrumentation feeding the access checks of
+# kernels/cuda/emu/check.cc (not its runtime: nothing links libtsan).
+ifeq ($(EMULATED),1)
+CXX ?= g++
+EMU_SRC = $(wildcard $(EMU_DIR)/*.cc)
+EMU_CXXFLAGS = $(OPT) -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP $(filter -I% -D%,$(CFLAGS))
+EMU_CUFLAGS = -I$(BUILD)/emu-src $(EMU_CXXFLAGS) -x c++ -include $(EMU_DIR)/include/cuda_runtime.h -D__CUDACC__ \
+	-ffp-contract=off -fsanitize=thread
+EMU_CUH = $(patsubst %,$(BUILD)/emu-src/%,$(wildcard kernels/cuda/*.cuh))
+endif
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o) $(EMU_SRC:%.cc=$(BUILD)/%.o)
 # Every object depends on the build's configuration (compilers, flags, the libraries found): when a
 # package install adds MPI or CUDA, or OPT changes, the next make rebuilds everything instead of
 # linking objects compiled without them.
@@ -155,9 +185,25 @@ $(BUILD)/%.o: %.c $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+ifneq ($(EMULATED),1)
 $(BUILD)/%.o: %.cu $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+else
+$(BUILD)/emu-src/%: % $(EMU_DIR)/rewrite.pl
+	@mkdir -p $(dir $@)
+	perl $(EMU_DIR)/rewrite.pl $< >$@
+
+$(BUILD)/%.o: $(BUILD)/emu-src/%.cu $(EMU_CUH) $(BUILD_CONFIG)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CUFLAGS) -c -o $@ $<
+
+.SECONDARY: $(CUDA_SRC:%=$(BUILD)/emu-src/%) $(EMU_CUH)
+
+$(BUILD)/%.o: %.cc $(BUILD_CONFIG)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c -o $@ $<
+endif
 
 # Also builds the GPU tests: build/tests/cuda/NAME from tests/cuda/NAME.c.
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libdydit.a
