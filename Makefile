@@ -219,9 +219,15 @@ $(BUILD)/train/dist_nccl.o: train/dist_nccl.c $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CUDA_CFLAGS) -c -o $@ $<
 
+ifneq ($(EMULATED),1)
 $(BUILD)/tests/cuda_nccl: tests/cuda_nccl.cu $(BUILD)/train/dist_nccl.o $(BUILD)/libdydit.a
 	@mkdir -p $(dir $@)
 	$(NVCC) -arch=$(CUDA_ARCH) -I. -o $@ $(filter %.cu %.o %.a,$^) $(MPI_LIBS) $(CUDA_LIBS) -Xlinker -rpath=$(CUDA_HOME)/lib64 -lpthread -lm
+else
+$(BUILD)/tests/cuda_nccl: $(BUILD)/tests/cuda_nccl.o $(BUILD)/libdydit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+endif
 
 # A copy of the communicator built without MPI: the tests start it under mpirun to check the
 # one-line refusal of a build that cannot join the job.
@@ -238,7 +244,7 @@ test:
 	scripts/ensure_packages.sh $(TEST_PACKAGES)
 	$(MAKE) test-installed
 
-test-installed: $(DYDIT) $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT)
+test-installed: $(DYDIT) $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT) emulated-build
 	PYTHON=$(PYTHON) BUILD=$(BUILD) DYDIT=$(DYDIT) tests/run.sh
 
 # The GPU suite (tests/cuda/run.sh): every CUDA op and a whole DyDiT training step, sampling loop
@@ -248,6 +254,18 @@ MPIRUN ?= mpirun
 test-cuda: dydit $(CUDA_TEST_BIN) $(NCCL_BIN)
 	@[ "$(CUDA_FOUND)" = yes ] || { echo "error: the CUDA backend was not built (nvcc or cuBLASLt not found, or CUDA=0)" >&2; exit 1; }
 	MPIRUN="$(MPIRUN)" PYTHON=$(PYTHON) tests/cuda/run.sh
+
+# The GPU suite on the emulated device (EMULATED=1 above): the same programs and scripts, built into
+# build-emu, on the CPU; about 3 minutes on 2 cores. make test runs it too (tests/cuda_emulated.sh).
+EMU_PROGRAMS = build-emu/dydit $(patsubst tests/cuda/%.c,build-emu/tests/cuda/%,$(wildcard tests/cuda/*.c))
+ifeq ($(MPI_FOUND),yes)
+EMU_PROGRAMS += build-emu/tests/cuda_nccl
+endif
+emulated-build:
+	$(MAKE) EMULATED=1 $(EMU_PROGRAMS)
+
+test-cuda-emulated: emulated-build
+	EMULATED=1 MPIRUN="$(MPIRUN)" PYTHON=$(PYTHON) tests/cuda/run.sh
 
 bench: dydit $(BENCH_BIN)
 	PYTHON=$(PYTHON) bench/cpu_train_step.sh
@@ -295,5 +313,5 @@ bench-gpu:
 	@echo "error: the GPU benchmarks need the CUDA backend (nvcc and cuBLASLt were not found)" >&2; exit 1
 endif
 
-.PHONY: all test test-installed test-cuda bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
+.PHONY: all test test-installed test-cuda emulated-build test-cuda-emulated bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,4 +1,6 @@
-// kernels/cuda/emu/runtime.cc: the CUDA runtime API of the emulated device (one H100, device 0).
+// kernels/cuda/emu/runtime.cc: the CUDA runtime API of the emulated device: a machine of
+// EMU_DEVICES H100s, so that every rank of a local mpirun job has its own (each process emulates
+// the one it binds).
 // Streams and events exist to be checked: work runs when it is queued. Pointer arguments are
 // checked against the device allocations as the real runtime checks them, so that host code which
 // hands the runtime a host pointer for a device one fails here as it would on a GPU.
@@ -78,12 +80,12 @@ cudaError_t cudaGetLastError(void) {
 cudaError_t cudaPeekAtLastError(void) { return last_error; }
 
 cudaError_t cudaGetDeviceCount(int *count) {
-    *count = 1;
+    *count = EMU_DEVICES;
     return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
-    if (device != 0) return emu_set_error(cudaErrorInvalidDevice);
+    if (device < 0 || device >= EMU_DEVICES) return emu_set_error(cudaErrorInvalidDevice);
     device_chosen = device;
     return cudaSuccess;
 }
@@ -94,7 +96,7 @@ cudaError_t cudaGetDevice(int *device) {
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
-    if (device != 0) return emu_set_error(cudaErrorInvalidDevice);
+    if (device < 0 || device >= EMU_DEVICES) return emu_set_error(cudaErrorInvalidDevice);
     memset(prop, 0, sizeof *prop);
     strcpy(prop->name, "NVIDIA H100 80GB HBM3 (emulated)");
     prop->totalGlobalMem = (size_t)80 << 30;

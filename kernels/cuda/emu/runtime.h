@@ -5,6 +5,7 @@
 
 // The H100's limits that a launch is checked against.
 enum {
+    EMU_DEVICES = 8, // like a DGX H100
     EMU_MAX_THREADS_PER_BLOCK = 1024,
     EMU_MAX_GRID_YZ = 65535,
     EMU_DEFAULT_SHARED = 48 << 10,  // bytes of shared memory a kernel may use without opting in

@@ -110,6 +110,9 @@ cudaError_t emu_func_set_attribute(const void *func, cudaFuncAttribute attr, int
 #ifdef __cplusplus
 }
 
+template <class T> static inline cudaError_t cudaMalloc(T **ptr, size_t bytes) {
+    return cudaMalloc((void **)ptr, bytes);
+}
 template <class T> static inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *attr, T *func) {
     return emu_func_get_attributes(attr, (const void *)func);
 }
