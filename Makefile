@@ -200,6 +200,13 @@ $(BUILD)/%.o: $(BUILD)/emu-src/%.cu $(EMU_CUH) $(BUILD_CONFIG)
 
 .SECONDARY: $(CUDA_SRC:%=$(BUILD)/emu-src/%) $(EMU_CUH)
 
+# The emulated build's kernel compiler and program linker (tests/cuda_mutants.sh rebuilds single
+# kernel files with them).
+emu-commands:
+	@echo '$(CXX) $(EMU_CUFLAGS)'
+	@echo '$(CC) $(CFLAGS)'
+	@echo '$(LDLIBS)'
+
 $(BUILD)/%.o: %.cc $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -c -o $@ $<
