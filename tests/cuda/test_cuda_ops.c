@@ -693,6 +693,19 @@ static void test_memory(void) {
     free(got), free(want), free(x), free(y), free(zeros);
 }
 
+// The harness itself: one row in 8192 scaled by 1.5 stays within the norm-wise bf16 GEMM bound but
+// must fail the worst-element bound of every compared output.
+static void test_one_bad_row_fails(void) {
+    size_t rows = 8192, cols = 64, n = rows * cols;
+    float *cpu = randn(n, 1), *gpu = dup_bytes(cpu, n * sizeof(float));
+    for (size_t j = 0; j < cols; j++) gpu[4321 * cols + j] *= 1.5f;
+    double rel = rel_error(gpu, cpu, n), worst = worst_element_error(gpu, cpu, n);
+    check(rel <= GEMM.bf16 && worst > WORST_ELEMENT_FACTOR * GEMM.bf16, "cuda.harness.one_bad_row_fails",
+          "norm-wise %.2e (within %.0e), worst element %.2e of the RMS (beyond %.0e)", rel, GEMM.bf16, worst,
+          WORST_ELEMENT_FACTOR * GEMM.bf16);
+    free(cpu), free(gpu);
+}
+
 static void build_cases(void) {
     add(matmul_forward("matmul_forward.37x53x29", 37, 53, 29, 1));
     add(matmul_forward("matmul_forward.37x53x29_no_bias", 37, 53, 29, 0));
@@ -815,6 +828,7 @@ static void build_cases(void) {
 
 int main(void) {
     gpu_init();
+    test_one_bad_row_fails();
     build_cases();
     run_cases();
     test_sum_squares("sum_squares.1000003", 1000003, 0);
