@@ -234,6 +234,11 @@ else
 $(BUILD)/tests/cuda_nccl: $(BUILD)/tests/cuda_nccl.o $(BUILD)/libdydit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The emulated device's own test (tests/emu: CUDA sources for the emulation only).
+$(BUILD)/tests/emu/%: $(BUILD)/tests/emu/%.o $(BUILD)/libdydit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 endif
 
 # A copy of the communicator built without MPI: the tests start it under mpirun to check the
@@ -269,7 +274,7 @@ ifeq ($(MPI_FOUND),yes)
 EMU_PROGRAMS += build-emu/tests/cuda_nccl
 endif
 emulated-build:
-	$(MAKE) EMULATED=1 $(EMU_PROGRAMS)
+	$(MAKE) EMULATED=1 $(EMU_PROGRAMS) build-emu/tests/emu/test_emu_device
 
 test-cuda-emulated: emulated-build
 	EMULATED=1 MPIRUN="$(MPIRUN)" PYTHON=$(PYTHON) tests/cuda/run.sh

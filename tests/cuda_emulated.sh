@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The CUDA backend on the emulated device (kernels/cuda/emu; make builds it into build-emu), in the
 # CPU suite:
+#  - the device itself (tests/emu/test_emu_device.cu): shuffles, barriers, shared memory, launch
+#    limits, runtime and cuBLAS(Lt) semantics and refusals; and kernel bugs it must report in one
+#    line: a shared-memory race, a read of unwritten shared memory, a write past an allocation, a
+#    host pointer in a kernel, a full-warp shuffle in a partial warp or with an exited lane, a
+#    barrier that part of the block never reaches;
 #  - the GPU suite (tests/cuda/run.sh EMULATED=1: every op against its CPU twin, a DyDiT stage-1
 #    step, the dynamic sampler, the VAE, the loss curve, NCCL over two ranks), one line per program;
 #  - the commands: a tiny DyDiT stage-1 run of 20 steps with --device cuda-emulated in fp32 ends
@@ -24,6 +29,18 @@ if [ ! -x "$emu" ]; then
     exit 1
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+build-emu/tests/emu/test_emu_device || status=1
+bug() { # bug CASE WORDS: the device's kernel bug CASE ends the program with one error line holding WORDS
+    expect_error "device_reports.$1" "$2" build-emu/tests/emu/test_emu_device "$1"
+}
+bug race "shared memory race: reads offset"
+bug uninitialised "reads shared memory at offset 0 that no thread of the block wrote"
+bug past_end "past its end"
+bug host_pointer "which is not device memory"
+bug partial_warp "names lane 16 of a warp of 16 threads"
+bug exited_lane "names lane 5, which has exited"
+bug divergent_barrier "waits for lanes that wait at __syncthreads"
 
 # The GPU suite: its per-program summary lines become this script's PASS / FAIL lines.
 EMULATED=1 PYTHON="$python" TMPDIR="$work" tests/cuda/run.sh >"$work/suite.log" 2>&1

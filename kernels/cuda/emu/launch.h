@@ -10,6 +10,8 @@
 #include <stddef.h>
 
 #include <tuple>
+#include <type_traits>
+#include <utility>
 
 namespace emu {
 
@@ -30,12 +32,13 @@ typedef void (*ThreadBody)(const void *closure);
 void run_grid(const char *name, const void *kernel, const LaunchConfig &cfg, ThreadBody body, const void *closure,
               size_t closure_bytes);
 
+// The arguments are kept as their decayed types (arrays as pointers), as a kernel call passes them.
 template <class Call, class... Args>
-static void launch(const char *name, const void *kernel, const LaunchConfig &cfg, Call call, const Args &...args) {
+static void launch(const char *name, const void *kernel, const LaunchConfig &cfg, Call call, Args &&...args) {
     struct Closure {
         Call call;
-        std::tuple<Args...> args;
-    } closure{call, std::tuple<Args...>(args...)};
+        std::tuple<std::decay_t<Args>...> args;
+    } closure{call, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)};
     ThreadBody body = [](const void *c) {
         const Closure *k = static_cast<const Closure *>(c);
         std::apply(k->call, k->args);
