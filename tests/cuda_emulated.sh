@@ -3,7 +3,7 @@
 # CPU suite:
 #  - the device itself (tests/emu/test_emu_device.cu): shuffles, barriers, shared memory, launch
 #    limits, runtime and cuBLAS(Lt) semantics and refusals; and kernel bugs it must report in one
-#    line: a shared-memory race, a read of unwritten shared memory, a write past an allocation, a
+#    line: shared-memory races (read after write, write after read), a read of unwritten shared memory, a write past an allocation, a
 #    host pointer in a kernel, a full-warp shuffle in a partial warp or with an exited lane, a
 #    barrier that part of the block never reaches;
 #  - the GPU suite (tests/cuda/run.sh EMULATED=1: every op against its CPU twin, a DyDiT stage-1
@@ -35,6 +35,7 @@ bug() { # bug CASE WORDS: the device's kernel bug CASE ends the program with one
     expect_error "device_reports.$1" "$2" build-emu/tests/emu/test_emu_device "$1"
 }
 bug race "shared memory race: reads offset"
+bug write_after_read "shared memory race: writes offset"
 bug uninitialised "reads shared memory at offset 0 that no thread of the block wrote"
 bug past_end "past its end"
 bug host_pointer "which is not device memory"

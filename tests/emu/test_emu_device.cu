@@ -69,6 +69,27 @@ __global__ void barrier_kernel(int *out) {
     out[t] = s[(t + 1) % blockDim.x];
 }
 
+// out[t] = what lane t ^ 1 of the same warp wrote before their __syncwarp.
+__global__ void syncwarp_kernel(int *out) {
+    __shared__ int s[64];
+    int t = threadIdx.x;
+    s[t] = 3 * t;
+    __syncwarp();
+    out[t] = s[t ^ 1];
+}
+
+static void test_syncwarp(void) {
+    const int n = 64;
+    int *d, got[n];
+    cudaMalloc(&d, sizeof got);
+    syncwarp_kernel<<<1, n>>>(d);
+    cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost);
+    bool ok = true;
+    for (int t = 0; t < n; t++) ok &= got[t] == 3 * (t ^ 1);
+    check(ok, "syncwarp_orders_shared_memory_within_a_warp");
+    cudaFree(d);
+}
+
 static void test_barrier(void) {
     const int n = 256;
     int *d, got[n];
@@ -147,7 +168,8 @@ static void naive_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double s = 0;
-            for (int p = 0; p < k; p++) s += (double)A[ta ? i * lda + p : p * lda + i] * B[tb ? p * ldb + j : j * ldb + p];
+            for (int p = 0; p < k; p++)
+                s += (double)A[ta ? i * lda + p : p * lda + i] * B[tb ? p * ldb + j : j * ldb + p];
             C[j * ldc + i] = (float)(alpha * s + beta * C[j * ldc + i]);
         }
 }
@@ -201,8 +223,8 @@ static void test_bf16_rounding(cublasHandle_t h) {
     float *da = device_copy(a, count), *db = device_copy(b, count), *dc;
     cudaMalloc(&dc, sizeof(float) * count);
     float one = 1, zero = 0, got[count];
-    cublasStatus_t st = cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, da, CUDA_R_32F, 1, 1,
-                                                   db, CUDA_R_32F, 1, 1, &zero, dc, CUDA_R_32F, 1, 1, count,
+    cublasStatus_t st = cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, da, CUDA_R_32F, 1, 1, db,
+                                                   CUDA_R_32F, 1, 1, &zero, dc, CUDA_R_32F, 1, 1, count,
                                                    CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT);
     cudaMemcpy(got, dc, sizeof got, cudaMemcpyDeviceToHost);
     bool ok = st == CUBLAS_STATUS_SUCCESS;
@@ -261,6 +283,19 @@ __global__ void race_kernel(int *out) {
     out[threadIdx.x] = s[0]; // no barrier between thread 0's write and the others' reads
 }
 
+// Thread 1 reads s[0] after the barrier; thread 0, held back by a warp sync of its own lane only,
+// then overwrites it without a second barrier.
+__global__ void write_after_read_kernel(int *out) {
+    __shared__ int s[32];
+    s[threadIdx.x] = (int)threadIdx.x;
+    __syncthreads();
+    if (threadIdx.x == 1) out[1] = s[0];
+    if (threadIdx.x == 0) {
+        __syncwarp(1u);
+        s[0] = 7;
+    }
+}
+
 __global__ void uninitialised_kernel(int *out) {
     __shared__ int s[32];
     out[threadIdx.x] = s[threadIdx.x];
@@ -290,13 +325,22 @@ static int run_bug(const char *name) {
     cudaMalloc(&out, sizeof(int) * 64);
     cudaMalloc(&x, sizeof(float) * 64);
     float host[64] = {0};
-    if (!strcmp(name, "race")) race_kernel<<<1, 32>>>(out);
-    else if (!strcmp(name, "uninitialised")) uninitialised_kernel<<<1, 32>>>(out);
-    else if (!strcmp(name, "past_end")) past_end_kernel<<<1, 2>>>(x, 64);
-    else if (!strcmp(name, "host_pointer")) host_pointer_kernel<<<1, 32>>>(x, host);
-    else if (!strcmp(name, "partial_warp")) shuffle_kernel<<<1, 48>>>(out);
-    else if (!strcmp(name, "exited_lane")) exited_lane_kernel<<<1, 32>>>(out);
-    else if (!strcmp(name, "divergent_barrier")) divergent_barrier_kernel<<<1, 64>>>();
+    if (!strcmp(name, "race"))
+        race_kernel<<<1, 32>>>(out);
+    else if (!strcmp(name, "write_after_read"))
+        write_after_read_kernel<<<1, 32>>>(out);
+    else if (!strcmp(name, "uninitialised"))
+        uninitialised_kernel<<<1, 32>>>(out);
+    else if (!strcmp(name, "past_end"))
+        past_end_kernel<<<1, 2>>>(x, 64);
+    else if (!strcmp(name, "host_pointer"))
+        host_pointer_kernel<<<1, 32>>>(x, host);
+    else if (!strcmp(name, "partial_warp"))
+        shuffle_kernel<<<1, 48>>>(out);
+    else if (!strcmp(name, "exited_lane"))
+        exited_lane_kernel<<<1, 32>>>(out);
+    else if (!strcmp(name, "divergent_barrier"))
+        divergent_barrier_kernel<<<1, 64>>>();
     else {
         fprintf(stderr, "error: unknown case '%s'\n", name);
         return 2;
@@ -309,6 +353,7 @@ int main(int argc, char **argv) {
     if (argc == 2) return run_bug(argv[1]);
     test_shuffles();
     test_barrier();
+    test_syncwarp();
     test_dynamic_shared();
     test_launch_limits();
     test_runtime_pointers();

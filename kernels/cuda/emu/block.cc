@@ -90,8 +90,8 @@ static void enter(int i) {
 }
 
 static const char *collective_name(EmuCollective k) {
-    static const char *names[] = {"__syncwarp", "__shfl_sync", "__shfl_xor_sync", "__shfl_down_sync",
-                                  "__shfl_up_sync", "__ballot_sync"};
+    static const char *names[] = {"__syncwarp",       "__shfl_sync",    "__shfl_xor_sync",
+                                  "__shfl_down_sync", "__shfl_up_sync", "__ballot_sync"};
     return names[k];
 }
 
@@ -99,11 +99,16 @@ static const char *collective_name(EmuCollective k) {
 static int shuffle_source(const Thread *t, int lane) {
     int width = t->width, base = lane & ~(width - 1), pos = lane & (width - 1);
     switch (t->kind) {
-    case EMU_SHFL_IDX: return base + (t->arg & (width - 1));
-    case EMU_SHFL_XOR: return (lane ^ t->arg) < base + width ? lane ^ t->arg : -1;
-    case EMU_SHFL_DOWN: return pos + t->arg < width ? lane + t->arg : -1;
-    case EMU_SHFL_UP: return pos >= t->arg ? lane - t->arg : -1;
-    default: return -1;
+    case EMU_SHFL_IDX:
+        return base + (t->arg & (width - 1));
+    case EMU_SHFL_XOR:
+        return (lane ^ t->arg) < base + width ? lane ^ t->arg : -1;
+    case EMU_SHFL_DOWN:
+        return pos + t->arg < width ? lane + t->arg : -1;
+    case EMU_SHFL_UP:
+        return pos >= t->arg ? lane - t->arg : -1;
+    default:
+        return -1;
     }
 }
 
@@ -147,7 +152,7 @@ static bool resolve_collective(int first, int present, int lead) {
         o->result = o->kind == EMU_BALLOT ? ballot : src >= 0 ? threads[first + src].value : o->value;
         o->state = READY;
     }
-    if (t->kind == EMU_SYNCWARP) emu_race_warp_synced(first / WARP, mask);
+    if (t->kind == EMU_SYNCWARP) emu_race_warp_synced(first, mask);
     return true;
 }
 

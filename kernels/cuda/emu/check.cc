@@ -20,18 +20,22 @@ __attribute__((section("emu_shared"), aligned(16))) char emu_dynamic_shared[227 
 
 enum { WORD = 4, NOBODY = 0xffff, SEVERAL = 0xfffe };
 
-// Per word of shared memory: its last writer and reader in this block, and the barrier epoch (and
-// the writer's or reader's warp-sync epoch) at that access.
+// Per word of shared memory: its last writer and reader in this block, and the barrier epoch and
+// warp-sync count at that access.
 typedef struct {
-    uint32_t block;               // block generation of the accesses below; other: never accessed
-    uint16_t writer, reader;      // thread index, NOBODY or (readers) SEVERAL
+    uint32_t block;          // block generation of the accesses below; other: never accessed
+    uint16_t writer, reader; // thread index, NOBODY or (readers) SEVERAL
     uint32_t write_barrier, read_barrier;
-    uint32_t write_warp_sync, read_warp_sync;
+    uint32_t write_sync, read_sync;
 } Shadow;
+
+enum { MAX_THREADS = 1024 };
 
 static std::vector<Shadow> shadow;
 static uint32_t block_generation, barrier_epoch;
-static uint32_t warp_sync_epoch[32];
+// Warp syncs of the block so far, and the last one each thread took part in: two threads of a warp
+// are ordered when both took part in the same __syncwarp after the earlier access.
+static uint32_t sync_count, last_sync[MAX_THREADS];
 static bool in_kernel;
 static const char *closure_begin, *closure_end;
 
@@ -47,22 +51,24 @@ void emu_check_kernel_end(void) { in_kernel = false; }
 void emu_race_block_start(void) {
     block_generation++;
     barrier_epoch = 0;
-    memset(warp_sync_epoch, 0, sizeof warp_sync_epoch);
+    sync_count = 0;
+    memset(last_sync, 0, sizeof last_sync);
 }
 
 void emu_race_barrier(void) { barrier_epoch++; }
 
-void emu_race_warp_synced(int warp, unsigned mask) {
-    (void)mask;
-    warp_sync_epoch[warp]++;
+void emu_race_warp_synced(int first_thread, unsigned mask) {
+    sync_count++;
+    for (int lane = 0; lane < 32; lane++)
+        if (mask >> lane & 1) last_sync[first_thread + lane] = sync_count;
 }
 
 static int thread_index(void) { return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)); }
 
-// Whether an earlier access by `other` at (barrier, warp_sync) is ordered before this thread's.
-static bool ordered(int self, int other, uint32_t barrier, uint32_t warp_sync) {
+// Whether an earlier access by `other` at (barrier, sync) is ordered before this thread's.
+static bool ordered(int self, int other, uint32_t barrier, uint32_t sync) {
     if (other == self || other == NOBODY || barrier != barrier_epoch) return true;
-    return other != SEVERAL && other / 32 == self / 32 && warp_sync != warp_sync_epoch[self / 32];
+    return other != SEVERAL && last_sync[self] == last_sync[other] && last_sync[self] > sync;
 }
 
 static void check_shared(const char *p, size_t bytes, bool write) {
@@ -75,19 +81,18 @@ static void check_shared(const char *p, size_t bytes, bool write) {
             if (!write) emu_device_fault("reads shared memory at offset %zu that no thread of the block wrote", offset);
             *s = Shadow{block_generation, NOBODY, NOBODY, 0, 0, 0, 0};
         }
-        if (!ordered(self, s->writer, s->write_barrier, s->write_warp_sync))
+        if (!ordered(self, s->writer, s->write_barrier, s->write_sync))
             emu_device_fault("shared memory race: %s offset %zu, which thread %d wrote since the last barrier",
                              write ? "writes" : "reads", offset, s->writer);
-        if (write && !ordered(self, s->reader, s->read_barrier, s->read_warp_sync))
+        if (write && !ordered(self, s->reader, s->read_barrier, s->read_sync))
             emu_device_fault("shared memory race: writes offset %zu, which %s read since the last barrier", offset,
                              s->reader == SEVERAL ? "other threads" : "another thread");
-        uint32_t sync = warp_sync_epoch[self / 32];
         if (write) {
-            s->writer = (uint16_t)self, s->write_barrier = barrier_epoch, s->write_warp_sync = sync;
+            s->writer = (uint16_t)self, s->write_barrier = barrier_epoch, s->write_sync = sync_count;
         } else {
             bool fresh = s->reader == NOBODY || s->read_barrier != barrier_epoch || s->reader == self;
             s->reader = fresh ? (uint16_t)self : (uint16_t)SEVERAL;
-            s->read_barrier = barrier_epoch, s->read_warp_sync = sync;
+            s->read_barrier = barrier_epoch, s->read_sync = sync_count;
         }
     }
 }
@@ -125,11 +130,11 @@ static void check_access(const void *addr, size_t bytes, bool write) {
 
 // The instrumentation's entry points (the ThreadSanitizer ABI GCC emits calls to).
 #define ACCESS_HOOKS(N)                                                                                                \
-    void __tsan_read##N(void *p) { check_access(p, N, false); }                                                       \
-    void __tsan_write##N(void *p) { check_access(p, N, true); }                                                       \
-    void __tsan_unaligned_read##N(void *p) { check_access(p, N, false); }                                             \
-    void __tsan_unaligned_write##N(void *p) { check_access(p, N, true); }                                             \
-    void __tsan_volatile_read##N(void *p) { check_access(p, N, false); }                                              \
+    void __tsan_read##N(void *p) { check_access(p, N, false); }                                                        \
+    void __tsan_write##N(void *p) { check_access(p, N, true); }                                                        \
+    void __tsan_unaligned_read##N(void *p) { check_access(p, N, false); }                                              \
+    void __tsan_unaligned_write##N(void *p) { check_access(p, N, true); }                                              \
+    void __tsan_volatile_read##N(void *p) { check_access(p, N, false); }                                               \
     void __tsan_volatile_write##N(void *p) { check_access(p, N, true); }
 
 extern "C" {

@@ -4,8 +4,8 @@
 // ThreadSanitizer runtime: every load and store of a kernel is checked.
 //  - Shared memory: a racecheck in the manner of compute-sanitizer's. A thread that reads or writes
 //    a word another thread wrote, or writes a word another thread read, since the last barrier both
-//    passed (__syncthreads, or __syncwarp within a warp) is reported, and so is a read of a word no
-//    thread of the block has written.
+//    passed (__syncthreads, or a __syncwarp whose mask names both) is reported, and so is a read of
+//    a word no thread of the block has written.
 //  - Global memory: the access must lie inside one device allocation (cudaMalloc); one that runs
 //    past an allocation's end or touches host memory is reported. Allocations are kept apart by
 //    unused red zones, so running off the end never lands in a neighbour.
@@ -17,4 +17,4 @@ void emu_check_kernel_start(const void *closure, size_t closure_bytes, size_t dy
 void emu_check_kernel_end(void);
 void emu_race_block_start(void);
 void emu_race_barrier(void);
-void emu_race_warp_synced(int warp, unsigned mask);
+void emu_race_warp_synced(int first_thread, unsigned mask);

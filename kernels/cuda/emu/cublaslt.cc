@@ -75,12 +75,18 @@ cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc) {
 cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
                                               const void *buf, size_t bytes) {
     switch (attr) {
-    case CUBLASLT_MATMUL_DESC_COMPUTE_TYPE: return set_value(&desc->compute, buf, bytes);
-    case CUBLASLT_MATMUL_DESC_SCALE_TYPE: return set_value(&desc->scale_type, buf, bytes);
-    case CUBLASLT_MATMUL_DESC_TRANSA: return set_value(&desc->ta, buf, bytes);
-    case CUBLASLT_MATMUL_DESC_TRANSB: return set_value(&desc->tb, buf, bytes);
-    case CUBLASLT_MATMUL_DESC_EPILOGUE: return set_value(&desc->epilogue, buf, bytes);
-    case CUBLASLT_MATMUL_DESC_BIAS_POINTER: return set_value(&desc->bias, buf, bytes);
+    case CUBLASLT_MATMUL_DESC_COMPUTE_TYPE:
+        return set_value(&desc->compute, buf, bytes);
+    case CUBLASLT_MATMUL_DESC_SCALE_TYPE:
+        return set_value(&desc->scale_type, buf, bytes);
+    case CUBLASLT_MATMUL_DESC_TRANSA:
+        return set_value(&desc->ta, buf, bytes);
+    case CUBLASLT_MATMUL_DESC_TRANSB:
+        return set_value(&desc->tb, buf, bytes);
+    case CUBLASLT_MATMUL_DESC_EPILOGUE:
+        return set_value(&desc->epilogue, buf, bytes);
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+        return set_value(&desc->bias, buf, bytes);
     }
     return CUBLAS_STATUS_INVALID_VALUE;
 }
@@ -111,11 +117,16 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
                                                     cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
                                                     size_t bytes) {
     switch (attr) {
-    case CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES: return set_value(&pref->max_workspace, buf, bytes);
-    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES: return set_value(&pref->align[ALIGN_A], buf, bytes);
-    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES: return set_value(&pref->align[ALIGN_B], buf, bytes);
-    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES: return set_value(&pref->align[ALIGN_C], buf, bytes);
-    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES: return set_value(&pref->align[ALIGN_D], buf, bytes);
+    case CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES:
+        return set_value(&pref->max_workspace, buf, bytes);
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES:
+        return set_value(&pref->align[ALIGN_A], buf, bytes);
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES:
+        return set_value(&pref->align[ALIGN_B], buf, bytes);
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES:
+        return set_value(&pref->align[ALIGN_C], buf, bytes);
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES:
+        return set_value(&pref->align[ALIGN_D], buf, bytes);
     }
     return CUBLAS_STATUS_INVALID_VALUE;
 }
@@ -130,8 +141,9 @@ static bool shape_of(const EmuMatmulDesc *desc, const EmuMatrixLayout *a, const 
     if ((ta ? a->cols : a->rows) != m || (tb ? b->cols : b->rows) != k || (tb ? b->rows : b->cols) != n ||
         d->rows != m || d->cols != n || d->ld != c->ld || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
         return false;
-    *s = GemmShape{desc->ta, desc->tb, (int)m, (int)n, (int)k, (int)a->ld, (int)b->ld, (int)c->ld,
-                   desc->compute == CUBLAS_COMPUTE_32F_FAST_16BF};
+    *s = GemmShape{desc->ta,   desc->tb,   (int)m,
+                   (int)n,     (int)k,     (int)a->ld,
+                   (int)b->ld, (int)c->ld, desc->compute == CUBLAS_COMPUTE_32F_FAST_16BF};
     return true;
 }
 
@@ -163,8 +175,9 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
         return CUBLAS_STATUS_NOT_SUPPORTED;
     uint32_t bias_align = desc->epilogue == CUBLASLT_EPILOGUE_BIAS ? alignment_of(desc->bias) : 256;
     if (bias_align < 16) return CUBLAS_STATUS_NOT_SUPPORTED;
-    AlgoData data = {ALGO_MAGIC, {pref->align[ALIGN_A], pref->align[ALIGN_B], pref->align[ALIGN_C],
-                                  pref->align[ALIGN_D], bias_align}};
+    AlgoData data = {
+        ALGO_MAGIC,
+        {pref->align[ALIGN_A], pref->align[ALIGN_B], pref->align[ALIGN_C], pref->align[ALIGN_D], bias_align}};
     memset(&results[0], 0, sizeof results[0]);
     memcpy(results[0].algo.data, &data, sizeof data);
     results[0].state = CUBLAS_STATUS_SUCCESS;

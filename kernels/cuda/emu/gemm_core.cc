@@ -48,8 +48,10 @@ cublasStatus_t gemm_check(const GemmShape *s, cudaDataType a_type, cudaDataType 
     switch (compute) {
     case CUBLAS_COMPUTE_32F:
     case CUBLAS_COMPUTE_32F_PEDANTIC:
-    case CUBLAS_COMPUTE_32F_FAST_16BF: return CUBLAS_STATUS_SUCCESS;
-    default: return CUBLAS_STATUS_NOT_SUPPORTED;
+    case CUBLAS_COMPUTE_32F_FAST_16BF:
+        return CUBLAS_STATUS_SUCCESS;
+    default:
+        return CUBLAS_STATUS_NOT_SUPPORTED;
     }
 }
 

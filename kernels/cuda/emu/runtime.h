@@ -8,8 +8,8 @@ enum {
     EMU_DEVICES = 8, // like a DGX H100
     EMU_MAX_THREADS_PER_BLOCK = 1024,
     EMU_MAX_GRID_YZ = 65535,
-    EMU_DEFAULT_SHARED = 48 << 10,  // bytes of shared memory a kernel may use without opting in
-    EMU_MAX_SHARED = 227 << 10,     // the most it may opt in to (cudaFuncAttributeMaxDynamicSharedMemorySize)
+    EMU_DEFAULT_SHARED = 48 << 10, // bytes of shared memory a kernel may use without opting in
+    EMU_MAX_SHARED = 227 << 10,    // the most it may opt in to (cudaFuncAttributeMaxDynamicSharedMemorySize)
 };
 
 // True when an H100 would start the launch; else records the error cudaGetLastError reports.
