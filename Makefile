@@ -268,7 +268,8 @@ test-cuda: dydit $(CUDA_TEST_BIN) $(NCCL_BIN)
 	MPIRUN="$(MPIRUN)" PYTHON=$(PYTHON) tests/cuda/run.sh
 
 # The GPU suite on the emulated device (EMULATED=1 above): the same programs and scripts, built into
-# build-emu, on the CPU; about 3 minutes on 2 cores. make test runs it too (tests/cuda_emulated.sh).
+# build-emu, on the CPU (about 70 s of CPU time). make test runs it too (tests/cuda_emulated.sh,
+# tests/cuda_mutants.sh).
 EMU_PROGRAMS = build-emu/dydit $(patsubst tests/cuda/%.c,build-emu/tests/cuda/%,$(wildcard tests/cuda/*.c))
 ifeq ($(MPI_FOUND),yes)
 EMU_PROGRAMS += build-emu/tests/cuda_nccl

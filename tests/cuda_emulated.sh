@@ -12,8 +12,8 @@
 #    with the parameters of --device cpu (norm-wise 1e-4: the same draws and ops, float sums in
 #    another order, 20 Adam steps), and runs in bf16; a second emulated run writes the same bits
 #    (no float atomics); under mpirun, 2 ranks summing gradients over the emulated NCCL end with
-#    the parameters of 1 process (1e-6, as tests/dist.sh); sampling the run's weights gives the
-#    CPU's latents (1e-4);
+#    the parameters of 1 process (1e-6, as tests/dist.sh), and 2 ranks on one GPU are refused by the
+#    NCCL route; sampling the run's weights gives the CPU's latents (1e-4);
 #  - --device cuda-emulated in the regular build ends with one line.
 # Usage, from the repository root: bash tests/cuda_emulated.sh WORKDIR [PYTHON]
 set -u
@@ -86,9 +86,18 @@ train bf16 "$emu" -- --device cuda-emulated --precision bf16 &&
     same train.bf16_near_cpu 5e-2 "$work/bf16/model.safetensors" "$work/cpu/model.safetensors"
 
 if command -v mpirun >/dev/null; then
-    train two_ranks mpirun --allow-run-as-root --oversubscribe -np 2 env OMP_NUM_THREADS=1 "$emu" -- \
-        --device cuda-emulated --precision fp32 &&
+    mpi=(mpirun --allow-run-as-root --oversubscribe -np 2 env OMP_NUM_THREADS=1)
+    train two_ranks "${mpi[@]}" "$emu" -- --device cuda-emulated --precision fp32 &&
         same mpirun.two_ranks_equal_one 1e-6 "$work/two_ranks/model.safetensors" "$work/fp32/model.safetensors"
+    # Only the NCCL route (train/device_collectives.c) requires each rank on its local GPU.
+    # shellcheck disable=SC2086 # run holds options
+    if "${mpi[@]}" "$emu" train $run --steps 1 --device cuda:0 --out "$work/pinned" >"$work/pinned.out" 2>&1; then
+        fail mpirun.nccl_route "2 ranks on one GPU were not refused"
+    elif grep -q "each process uses the GPU of its local rank" "$work/pinned.out"; then
+        pass mpirun.nccl_route "2 ranks on one GPU refused by the NCCL route"
+    else
+        fail mpirun.nccl_route "$(tail -n 2 "$work/pinned.out" | tr '\n' ' ')"
+    fi
 fi
 
 sample() { # sample NAME OPTIONS...: 4 latents of the fp32 run's weights into $work/NAME.safetensors

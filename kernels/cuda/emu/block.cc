@@ -209,12 +209,12 @@ static void run_block(const dim3 &block) {
 
 void emu::run_grid(const char *name, const void *kernel, const LaunchConfig &cfg, ThreadBody b, const void *c,
                    size_t closure_bytes) {
-    if (!emu_launch_allowed(name, kernel, cfg)) return;
+    if (!emu_launch_allowed(kernel, cfg)) return;
     const dim3 &grid = cfg.grid;
     ensure_fibers();
     body = b, closure = c, kernel_name = name;
     emu_block_dim = cfg.block, emu_grid_dim = grid;
-    emu_check_kernel_start(c, closure_bytes, cfg.shared);
+    emu_check_kernel_start(c, closure_bytes);
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {

@@ -39,8 +39,7 @@ static uint32_t sync_count, last_sync[MAX_THREADS];
 static bool in_kernel;
 static const char *closure_begin, *closure_end;
 
-void emu_check_kernel_start(const void *closure, size_t closure_bytes, size_t dynamic_shared) {
-    (void)dynamic_shared;
+void emu_check_kernel_start(const void *closure, size_t closure_bytes) {
     if (shadow.empty()) shadow.resize((size_t)(__stop_emu_shared - __start_emu_shared) / WORD + 1);
     closure_begin = (const char *)closure, closure_end = closure_begin + closure_bytes;
     in_kernel = true;

@@ -13,7 +13,8 @@
 #pragma once
 #include <stddef.h>
 
-void emu_check_kernel_start(const void *closure, size_t closure_bytes, size_t dynamic_shared);
+// A kernel starts; the launch's arguments (closure) are readable by every thread.
+void emu_check_kernel_start(const void *closure, size_t closure_bytes);
 void emu_check_kernel_end(void);
 void emu_race_block_start(void);
 void emu_race_barrier(void);

@@ -268,8 +268,7 @@ cudaError_t emu_func_set_attribute(const void *func, cudaFuncAttribute attr, int
 
 // The H100's launch limits: at most 1024 threads a block (x, y <= 1024, z <= 64), grid y and z at
 // most 65535, dynamic shared memory within the kernel's limit (48 KiB unless raised).
-bool emu_launch_allowed(const char *name, const void *kernel, const emu::LaunchConfig &cfg) {
-    (void)name;
+bool emu_launch_allowed(const void *kernel, const emu::LaunchConfig &cfg) {
     const dim3 &g = cfg.grid, &b = cfg.block;
     if (!stream_valid(cfg.stream)) return emu_set_error(cudaErrorInvalidResourceHandle), false;
     bool block_ok = b.x && b.y && b.z && b.x <= 1024 && b.y <= 1024 && b.z <= 64 &&

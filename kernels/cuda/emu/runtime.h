@@ -13,6 +13,6 @@ enum {
 };
 
 // True when an H100 would start the launch; else records the error cudaGetLastError reports.
-bool emu_launch_allowed(const char *name, const void *kernel, const emu::LaunchConfig &cfg);
+bool emu_launch_allowed(const void *kernel, const emu::LaunchConfig &cfg);
 // Records an error for cudaGetLastError (the first one stays until it is read).
 cudaError_t emu_set_error(cudaError_t e);
