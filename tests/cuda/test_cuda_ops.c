@@ -757,6 +757,9 @@ static void build_cases(void) {
     add(ln_forward("layernorm_modulate_forward.3x37x96", 3, 37, 96));
     add(ln_backward("layernorm_modulate_backward.3x257x1152", 3, 257, 1152));
     add(ln_backward("layernorm_modulate_backward.3x37x96", 3, 37, 96));
+    // rows whose cache outgrows the default 48 KiB of shared memory: the kernels opt in to more
+    add(ln_forward("layernorm_modulate_forward.1x3x12800_shared_opt_in", 1, 3, 12800));
+    add(ln_backward("layernorm_modulate_backward.1x3x6400_shared_opt_in", 1, 3, 6400));
     add(gate_forward("gate_residual_forward.3x257x1152_keep", 3, 257, 1152, 1, 0));
     add(gate_forward("gate_residual_forward.3x37x96_no_keep", 3, 37, 96, 0, 0));
     add(gate_forward("gate_residual_forward.3x37x96_in_place", 3, 37, 96, 1, 1));
