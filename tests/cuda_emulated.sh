@@ -9,10 +9,12 @@
 #  - the GPU suite (tests/cuda/run.sh EMULATED=1: every op against its CPU twin, a DyDiT stage-1
 #    step, the dynamic sampler, the VAE, the loss curve, NCCL over two ranks), one line per program;
 #  - the commands: a tiny DyDiT stage-1 run of 20 steps with --device cuda-emulated in fp32 ends
+#    (routers biased so that heads, groups and tokens switch on and off) ends
 #    with the parameters of --device cpu (norm-wise 1e-4: the same draws and ops, float sums in
 #    another order, 20 Adam steps), and runs in bf16; a second emulated run writes the same bits
 #    (no float atomics); under mpirun, 2 ranks summing gradients over the emulated NCCL end with
-#    the parameters of 1 process (1e-6, as tests/dist.sh), and 2 ranks on one GPU are refused by the
+#    the parameters of 1 process (1e-6, as tests/dist.sh), with ZeRO-1 too (NCCL's reduce-scatter
+#    and all-gather), and 2 ranks on one GPU are refused by the
 #    NCCL route; sampling the run's weights gives the CPU's latents (1e-4);
 #  - --device cuda-emulated in the regular build ends with one line.
 # Usage, from the repository root: bash tests/cuda_emulated.sh WORKDIR [PYTHON]
@@ -52,7 +54,8 @@ done < <(grep -E '^[a-z_0-9]+ +[0-9]+ passed +[0-9]+ failed' "$work/suite.log")
 if [ $suite_status -ne 0 ]; then fail suite "$(grep -v '^ *PASS ' "$work/suite.log" | tail -n 20 | tr '\n' ' ')"; fi
 
 run="--depth 2 --hidden 64 --heads 4 --patch 2 --in-channels 4 --input-size 8 --num-classes 4 --dynamic --stage 1
-     --lambda 0.7 --lambda-warmup 0 --synthetic-size 64 --batch 8 --lr 1e-3 --steps 20 --seed 5 --log-every 1 --quiet"
+     --lambda 0.7 --lambda-warmup 0 --router-bias 0.5 --token-router-bias 0.5 --synthetic-size 64 --batch 8 --lr 1e-3
+     --steps 20 --seed 5 --log-every 1 --quiet"
 train() { # train NAME LAUNCHER... -- OPTIONS...: a run into $work/NAME
     local name=$1
     shift
@@ -89,6 +92,10 @@ if command -v mpirun >/dev/null; then
     mpi=(mpirun --allow-run-as-root --oversubscribe -np 2 env OMP_NUM_THREADS=1)
     train two_ranks "${mpi[@]}" "$emu" -- --device cuda-emulated --precision fp32 &&
         same mpirun.two_ranks_equal_one 1e-6 "$work/two_ranks/model.safetensors" "$work/fp32/model.safetensors"
+    # ZeRO-1: gradients reduce-scattered, parameters all-gathered, over uneven pieces
+    train two_ranks_zero "${mpi[@]}" "$emu" -- --device cuda-emulated --precision fp32 --zero 1 --bucket-mb 0.01 &&
+        same mpirun.two_ranks_zero1_equal_one 1e-6 "$work/two_ranks_zero/model.safetensors" \
+            "$work/fp32/model.safetensors"
     # Only the NCCL route (train/device_collectives.c) requires each rank on its local GPU.
     # shellcheck disable=SC2086 # run holds options
     if "${mpi[@]}" "$emu" train $run --steps 1 --device cuda:0 --out "$work/pinned" >"$work/pinned.out" 2>&1; then

@@ -16,7 +16,7 @@ uint3 emu_thread_idx, emu_block_idx;
 dim3 emu_block_dim, emu_grid_dim;
 }
 
-enum { MAX_THREADS = 1024, WARP = 32, STACK_BYTES = 128 << 10 };
+enum { MAX_THREADS = EMU_MAX_THREADS_PER_BLOCK, WARP = 32, STACK_BYTES = 128 << 10 };
 
 typedef enum { READY, AT_BARRIER, AT_COLLECTIVE, EXITED } State;
 

@@ -12,11 +12,12 @@
 #include "kernels/cuda/emu/device_memory.h"
 #include "kernels/cuda/emu/fiber.h"
 #include "kernels/cuda/emu/include/cuda_runtime.h"
+#include "kernels/cuda/emu/runtime.h"
 
 // The block's shared memory: every static __shared__ array and the dynamic area lie in the
 // emu_shared section, whose bounds the linker provides.
 extern "C" char __start_emu_shared[], __stop_emu_shared[];
-__attribute__((section("emu_shared"), aligned(16))) char emu_dynamic_shared[227 << 10];
+__attribute__((section("emu_shared"), aligned(16))) char emu_dynamic_shared[EMU_MAX_SHARED];
 
 enum { WORD = 4, NOBODY = 0xffff, SEVERAL = 0xfffe };
 
@@ -29,13 +30,11 @@ typedef struct {
     uint32_t write_sync, read_sync;
 } Shadow;
 
-enum { MAX_THREADS = 1024 };
-
 static std::vector<Shadow> shadow;
 static uint32_t block_generation, barrier_epoch;
 // Warp syncs of the block so far, and the last one each thread took part in: two threads of a warp
 // are ordered when both took part in the same __syncwarp after the earlier access.
-static uint32_t sync_count, last_sync[MAX_THREADS];
+static uint32_t sync_count, last_sync[EMU_MAX_THREADS_PER_BLOCK];
 static bool in_kernel;
 static const char *closure_begin, *closure_end;
 
