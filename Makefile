@@ -132,7 +132,6 @@ endif
 # (build-emu/emu-src), with ThreadSanitizer's instrumentation feeding the access checks of
 # kernels/cuda/emu/check.cc (not its runtime: nothing links libtsan).
 ifeq ($(EMULATED),1)
-CXX ?= g++
 EMU_SRC = $(wildcard $(EMU_DIR)/*.cc)
 EMU_CXXFLAGS = $(OPT) -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP $(filter -I% -D%,$(CFLAGS))
 EMU_CUFLAGS = -I$(BUILD)/emu-src $(EMU_CXXFLAGS) -x c++ -include $(EMU_DIR)/include/cuda_runtime.h -D__CUDACC__ \
@@ -274,8 +273,9 @@ EMU_PROGRAMS = build-emu/dydit $(patsubst tests/cuda/%.c,build-emu/tests/cuda/%,
 ifeq ($(MPI_FOUND),yes)
 EMU_PROGRAMS += build-emu/tests/cuda_nccl
 endif
+# (SANITIZE is the CPU build's: the emulated one always goes to build-emu.)
 emulated-build:
-	$(MAKE) EMULATED=1 $(EMU_PROGRAMS) build-emu/tests/emu/test_emu_device
+	$(MAKE) EMULATED=1 SANITIZE= $(EMU_PROGRAMS) build-emu/tests/emu/test_emu_device
 
 test-cuda-emulated: emulated-build
 	EMULATED=1 MPIRUN="$(MPIRUN)" PYTHON=$(PYTHON) tests/cuda/run.sh
@@ -326,5 +326,5 @@ bench-gpu:
 	@echo "error: the GPU benchmarks need the CUDA backend (nvcc and cuBLASLt were not found)" >&2; exit 1
 endif
 
-.PHONY: all test test-installed test-cuda emulated-build test-cuda-emulated bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
+.PHONY: all test test-installed test-cuda emulated-build test-cuda-emulated emu-commands bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

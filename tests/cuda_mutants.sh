@@ -26,7 +26,8 @@ if [ ! -f build-emu/libdydit.a ]; then
     exit 1
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-{ read -r compile; read -r link_flags; read -r libs; } < <(make -s EMULATED=1 emu-commands)
+# the emulated build's commands, as a plain make (not one nested in make test) prints them
+{ read -r compile; read -r link_flags; read -r libs; } < <(env -u MAKEFLAGS -u MAKELEVEL make -s EMULATED=1 emu-commands)
 
 # build NAME SOURCE PERL PROGRAM UNITS...: SOURCE (a kernel file) changed by the perl substitution
 # PERL, the units (.cu files) that include it rebuilt, PROGRAM (tests/cuda/NAME.c) linked with them
