@@ -3,7 +3,8 @@
 # CPU suite:
 #  - the device itself (tests/emu/test_emu_device.cu): shuffles, barriers, shared memory, launch
 #    limits, runtime and cuBLAS(Lt) semantics and refusals; and kernel bugs it must report in one
-#    line: shared-memory races (read after write, write after read), a read of unwritten shared memory, a write past an allocation, a
+#    line: shared-memory races (read after write, write after read), two blocks of one launch
+#    updating one global word, a read of unwritten shared memory, a write past an allocation, a
 #    host pointer in a kernel, a full-warp shuffle in a partial warp or with an exited lane, a
 #    barrier that part of the block never reaches;
 #  - the GPU suite (tests/cuda/run.sh EMULATED=1: every op against its CPU twin, a DyDiT stage-1
@@ -41,6 +42,7 @@ bug write_after_read "shared memory race: writes offset"
 bug uninitialised "reads shared memory at offset 0 that no thread of the block wrote"
 bug past_end "past its end"
 bug host_pointer "which is not device memory"
+bug blocks_race "reads offset 0 of a device allocation of 256 bytes, which block 0 wrote in the same launch"
 bug partial_warp "names lane 16 of a warp of 16 threads"
 bug exited_lane "names lane 5, which has exited"
 bug divergent_barrier "waits for lanes that wait at __syncthreads"

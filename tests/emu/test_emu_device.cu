@@ -303,6 +303,11 @@ __global__ void uninitialised_kernel(int *out) {
 
 __global__ void past_end_kernel(float *x, int n) { x[threadIdx.x + n - 1] = 1.0f; }
 
+// Every block adds into x[0]: without atomics, the blocks' order decides the result.
+__global__ void blocks_race_kernel(float *x) {
+    if (threadIdx.x == 0) x[0] += 1.0f;
+}
+
 __global__ void host_pointer_kernel(float *out, const float *host) { out[threadIdx.x] = host[threadIdx.x]; }
 
 __global__ void shuffle_kernel(int *out) { out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1); }
@@ -333,6 +338,8 @@ static int run_bug(const char *name) {
         uninitialised_kernel<<<1, 32>>>(out);
     else if (!strcmp(name, "past_end"))
         past_end_kernel<<<1, 2>>>(x, 64);
+    else if (!strcmp(name, "blocks_race"))
+        blocks_race_kernel<<<2, 32>>>(x);
     else if (!strcmp(name, "host_pointer"))
         host_pointer_kernel<<<1, 32>>>(x, host);
     else if (!strcmp(name, "partial_warp"))

@@ -4,6 +4,7 @@
 #include "kernels/cuda/emu/check.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <vector>
@@ -32,6 +33,8 @@ typedef struct {
 
 static std::vector<Shadow> shadow;
 static uint32_t block_generation, barrier_epoch;
+// The running launch (counted from 1) and block (linear index + 1), for the global-memory check.
+static uint32_t launch_generation, block_tag;
 // Warp syncs of the block so far, and the last one each thread took part in: two threads of a warp
 // are ordered when both took part in the same __syncwarp after the earlier access.
 static uint32_t sync_count, last_sync[EMU_MAX_THREADS_PER_BLOCK];
@@ -41,6 +44,7 @@ static const char *closure_begin, *closure_end;
 void emu_check_kernel_start(const void *closure, size_t closure_bytes) {
     if (shadow.empty()) shadow.resize((size_t)(__stop_emu_shared - __start_emu_shared) / WORD + 1);
     closure_begin = (const char *)closure, closure_end = closure_begin + closure_bytes;
+    launch_generation++;
     in_kernel = true;
 }
 
@@ -48,6 +52,7 @@ void emu_check_kernel_end(void) { in_kernel = false; }
 
 void emu_race_block_start(void) {
     block_generation++;
+    block_tag = 1 + blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     barrier_epoch = 0;
     sync_count = 0;
     memset(last_sync, 0, sizeof last_sync);
@@ -95,9 +100,24 @@ static void check_shared(const char *p, size_t bytes, bool write) {
     }
 }
 
+// Blocks run in no fixed order: within one launch, a word one block wrote must not be read or written
+// by another (4-byte words: blocks writing neighbouring bytes of one word would be reported too).
+static void check_across_blocks(DeviceAllocation *a, const char *p, size_t bytes, bool write) {
+    if (!a->writers) a->writers = (WordWriter *)calloc(a->bytes / 4 + 1, sizeof(WordWriter));
+    size_t first = (size_t)(p - a->base) / 4, last = (size_t)(p + bytes - 1 - a->base) / 4;
+    for (size_t w = first; w <= last; w++) {
+        WordWriter *ww = &a->writers[w];
+        if (ww->launch == launch_generation && ww->block != block_tag)
+            emu_device_fault("%s offset %zu of a device allocation of %zu bytes, which block %u wrote in the same "
+                             "launch (blocks run in no fixed order)",
+                             write ? "writes" : "reads", 4 * w, a->bytes, ww->block - 1);
+        if (write) *ww = WordWriter{launch_generation, block_tag};
+    }
+}
+
 static void check_global(const char *p, size_t bytes, bool write) {
-    if (device_memory_holds(p, bytes)) return;
-    const DeviceAllocation *a = device_memory_find(p);
+    DeviceAllocation *a = device_memory_find(p);
+    if (a && p + bytes <= a->base + a->bytes) return check_across_blocks(a, p, bytes, write);
     if (a)
         emu_device_fault("%s %zu bytes at offset %zu of a device allocation of %zu bytes", write ? "writes" : "reads",
                          bytes, (size_t)(p - a->base), a->bytes);

@@ -8,7 +8,9 @@
 //    a word no thread of the block has written.
 //  - Global memory: the access must lie inside one device allocation (cudaMalloc); one that runs
 //    past an allocation's end or touches host memory is reported. Allocations are kept apart by
-//    unused red zones, so running off the end never lands in a neighbour.
+//    unused red zones, so running off the end never lands in a neighbour. Within one launch, a
+//    word written by one block and read or written by another is reported (blocks run in no
+//    fixed order on a GPU); reads before another block's write are not seen.
 // A kernel's own stack, its arguments and its coordinates (threadIdx, ...) are always accessible.
 #pragma once
 #include <stddef.h>
