@@ -69,7 +69,17 @@ CUDA_ARCH ?= sm_90
 CUDA_CFLAGS = -I$(CUDA_HOME)/include
 CUDA_RT_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 NVCCFLAGS ?= -O3 -std=c++17 -arch=$(CUDA_ARCH) -I. -Xcompiler -fPIC,-Wall --expt-relaxed-constexpr -MMD -MP
-ifneq ($(CUDA),0)
+# EMULATED=1 builds the CUDA backend, unchanged, for the emulated device of kernels/cuda/emu (the
+# host compiler, fibers for the threads, cuBLAS(Lt) and NCCL on the CPU) into build-emu, with the
+# program as build-emu/dydit (--device cuda-emulated); make test-cuda-emulated runs the GPU tests
+# on it. No GPU and no CUDA installation are needed.
+EMU_DIR = kernels/cuda/emu
+ifeq ($(EMULATED),1)
+CUDA_FOUND := yes
+CUDA_CFLAGS = -I$(EMU_DIR)/include
+CUDA_RT_LIBS = -lstdc++
+CFLAGS += -DDYDIT_CUDA_EMULATED
+else ifneq ($(CUDA),0)
 CUDA_FOUND := $(shell [ -x $(NVCC) ] && printf '$(HASH)include <cublasLt.h>\nint main(void) { cublasLtHandle_t h; return (int)cublasLtCreate(&h); }\n' | \
 	$(CC) $(CUDA_CFLAGS) -x c - -o /dev/null $(CUDA_RT_LIBS) 2>/dev/null && echo yes)
 endif
@@ -81,14 +91,22 @@ endif
 # NCCL, the GPU communicator (train/dist_nccl.c): built when the CUDA backend is, a program against
 # $(CUDA_HOME)/include/nccl.h linking -lnccl compiles, and MPI is there to bootstrap it.
 # build/tests/cuda_nccl checks it on GPUs (make test-cuda).
+# The emulated device's NCCL is MPI underneath (kernels/cuda/emu/nccl.cc).
 CUDA_LIBS = -L$(CUDA_HOME)/lib64 -lnccl -lcudart
-ifeq ($(MPI_FOUND)$(CUDA_FOUND),yesyes)
+NCCL_LIBS = -lnccl
+ifeq ($(MPI_FOUND)$(CUDA_FOUND)$(EMULATED),yesyes1)
+NCCL_FOUND := yes
+NCCL_LIBS =
+else ifeq ($(MPI_FOUND)$(CUDA_FOUND),yesyes)
 NCCL_FOUND := $(shell printf '$(HASH)include <nccl.h>\nint main(void) { int v; return ncclGetVersion(&v); }\n' | \
 	$(CC) $(CUDA_CFLAGS) -x c - -o /dev/null $(CUDA_LIBS) 2>/dev/null && echo yes)
 endif
 
 ifeq ($(SANITIZE),1)
 BUILD = build-san
+DYDIT = $(BUILD)/dydit
+else ifeq ($(EMULATED),1)
+BUILD = build-emu
 DYDIT = $(BUILD)/dydit
 else
 BUILD = build
@@ -106,10 +124,21 @@ endif
 # Training sums device gradients over NCCL when it is there (train/device_collectives.c).
 ifeq ($(NCCL_FOUND),yes)
 CFLAGS += -DDYDIT_NCCL
-LDLIBS += -lnccl
+LDLIBS += $(NCCL_LIBS)
 LIB_SRC += train/dist_nccl.c
 endif
-LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+# The emulated device: its runtime (C++) joins the library; the kernel sources are compiled by the
+# host compiler from copies in which rewrite.pl turned launches and dynamic shared arrays into C++
+# (build-emu/emu-src), with ThreadSanitizer's instrumentation feeding the access checks of
+# kernels/cuda/emu/check.cc (not its runtime: nothing links libtsan).
+ifeq ($(EMULATED),1)
+EMU_SRC = $(wildcard $(EMU_DIR)/*.cc)
+EMU_CXXFLAGS = $(OPT) -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP $(filter -I% -D%,$(CFLAGS))
+EMU_CUFLAGS = -I$(BUILD)/emu-src $(EMU_CXXFLAGS) -x c++ -include $(EMU_DIR)/include/cuda_runtime.h -D__CUDACC__ \
+	-ffp-contract=off -fsanitize=thread
+EMU_CUH = $(patsubst %,$(BUILD)/emu-src/%,$(wildcard kernels/cuda/*.cuh))
+endif
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o) $(EMU_SRC:%.cc=$(BUILD)/%.o)
 # Every object depends on the build's configuration (compilers, flags, the libraries found): when a
 # package install adds MPI or CUDA, or OPT changes, the next make rebuilds everything instead of
 # linking objects compiled without them.
@@ -155,9 +184,32 @@ $(BUILD)/%.o: %.c $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+ifneq ($(EMULATED),1)
 $(BUILD)/%.o: %.cu $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+else
+$(BUILD)/emu-src/%: % $(EMU_DIR)/rewrite.pl
+	@mkdir -p $(dir $@)
+	perl $(EMU_DIR)/rewrite.pl $< >$@
+
+$(BUILD)/%.o: $(BUILD)/emu-src/%.cu $(EMU_CUH) $(BUILD_CONFIG)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CUFLAGS) -c -o $@ $<
+
+.SECONDARY: $(CUDA_SRC:%=$(BUILD)/emu-src/%) $(EMU_CUH)
+
+# The emulated build's kernel compiler and program linker (tests/cuda_mutants.sh rebuilds single
+# kernel files with them).
+emu-commands:
+	@echo '$(CXX) $(EMU_CUFLAGS)'
+	@echo '$(CC) $(CFLAGS)'
+	@echo '$(LDLIBS)'
+
+$(BUILD)/%.o: %.cc $(BUILD_CONFIG)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c -o $@ $<
+endif
 
 # Also builds the GPU tests: build/tests/cuda/NAME from tests/cuda/NAME.c.
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libdydit.a
@@ -173,9 +225,20 @@ $(BUILD)/train/dist_nccl.o: train/dist_nccl.c $(BUILD_CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CUDA_CFLAGS) -c -o $@ $<
 
+ifneq ($(EMULATED),1)
 $(BUILD)/tests/cuda_nccl: tests/cuda_nccl.cu $(BUILD)/train/dist_nccl.o $(BUILD)/libdydit.a
 	@mkdir -p $(dir $@)
 	$(NVCC) -arch=$(CUDA_ARCH) -I. -o $@ $(filter %.cu %.o %.a,$^) $(MPI_LIBS) $(CUDA_LIBS) -Xlinker -rpath=$(CUDA_HOME)/lib64 -lpthread -lm
+else
+$(BUILD)/tests/cuda_nccl: $(BUILD)/tests/cuda_nccl.o $(BUILD)/libdydit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The emulated device's own test (tests/emu: CUDA sources for the emulation only).
+$(BUILD)/tests/emu/%: $(BUILD)/tests/emu/%.o $(BUILD)/libdydit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+endif
 
 # A copy of the communicator built without MPI: the tests start it under mpirun to check the
 # one-line refusal of a build that cannot join the job.
@@ -192,7 +255,7 @@ test:
 	scripts/ensure_packages.sh $(TEST_PACKAGES)
 	$(MAKE) test-installed
 
-test-installed: $(DYDIT) $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT)
+test-installed: $(DYDIT) $(TEST_BIN) $(BUILD)/tests/dist_probe_nompi $(CUDA_TEST_BIN) $(GPU_BENCH_BUILT) emulated-build
 	PYTHON=$(PYTHON) BUILD=$(BUILD) DYDIT=$(DYDIT) tests/run.sh
 
 # make test-sanitize: the command-line, corpus and image tests against the ASan+UBSan build
@@ -210,6 +273,20 @@ MPIRUN ?= mpirun
 test-cuda: dydit $(CUDA_TEST_BIN) $(NCCL_BIN)
 	@[ "$(CUDA_FOUND)" = yes ] || { echo "error: the CUDA backend was not built (nvcc or cuBLASLt not found, or CUDA=0)" >&2; exit 1; }
 	MPIRUN="$(MPIRUN)" PYTHON=$(PYTHON) tests/cuda/run.sh
+
+# The GPU suite on the emulated device (EMULATED=1 above): the same programs and scripts, built into
+# build-emu, on the CPU (about 70 s of CPU time). make test runs it too (tests/cuda_emulated.sh,
+# tests/cuda_mutants.sh).
+EMU_PROGRAMS = build-emu/dydit $(patsubst tests/cuda/%.c,build-emu/tests/cuda/%,$(wildcard tests/cuda/*.c))
+ifeq ($(MPI_FOUND),yes)
+EMU_PROGRAMS += build-emu/tests/cuda_nccl
+endif
+# (SANITIZE is the CPU build's: the emulated one always goes to build-emu.)
+emulated-build:
+	$(MAKE) EMULATED=1 SANITIZE= $(EMU_PROGRAMS) build-emu/tests/emu/test_emu_device
+
+test-cuda-emulated: emulated-build
+	EMULATED=1 MPIRUN="$(MPIRUN)" PYTHON=$(PYTHON) tests/cuda/run.sh
 
 bench: dydit $(BENCH_BIN)
 	PYTHON=$(PYTHON) bench/cpu_train_step.sh
@@ -257,5 +334,6 @@ bench-gpu:
 	@echo "error: the GPU benchmarks need the CUDA backend (nvcc and cuBLASLt were not found)" >&2; exit 1
 endif
 
-.PHONY: all test test-installed test-sanitize test-cuda bench bench-sample bench-gpu clean fuzz fuzz-run quickstart
+.PHONY: all test test-installed test-sanitize test-cuda emulated-build test-cuda-emulated emu-commands bench \
+	bench-sample bench-gpu clean fuzz fuzz-run quickstart
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

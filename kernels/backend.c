@@ -54,8 +54,17 @@ Backend backend_open(const char *device, const char *precision, int local_rank) 
     if (!strcmp(device, "auto")) device = gpus_present() ? "cuda" : "cpu";
     if (!strcmp(device, "cpu") || !strcmp(device, "cpu-guarded")) return open_cpu(device, precision);
     if (!strcmp(device, "cuda")) return open_cuda(-1, precision, local_rank);
+    // The emulated device is CUDA to the backend: only the program built for it (make
+    // test-cuda-emulated: build-emu/dydit) has it.
+    if (!strcmp(device, "cuda-emulated")) {
+#ifdef DYDIT_CUDA_EMULATED
+        return open_cuda(-1, precision, local_rank);
+#else
+        die("--device cuda-emulated needs the emulated build (make test-cuda-emulated builds build-emu/dydit)");
+#endif
+    }
     long index;
     if (starts_with(device, "cuda:") && !parse_long(device + 5, &index) && index >= 0 && index < 1 << 16)
         return open_cuda((int)index, precision, local_rank);
-    die("unknown --device '%s' (auto, cpu, cpu-guarded, cuda or cuda:N)", device);
+    die("unknown --device '%s' (auto, cpu, cpu-guarded, cuda, cuda:N or cuda-emulated)", device);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test program and reference comparison of the CPU suite; prints "N passed, N failed"
 # last and exits non-zero on any failure (accounting: tests/suite.sh). The GPU tests
-# (build/tests/cuda, tests/cuda) are built by make test but run only by make test-cuda.
+# (build/tests/cuda, tests/cuda) are built by make test and run on a GPU by make test-cuda; here
+# they run on the emulated CUDA device (tests/cuda_emulated.sh, build-emu).
 set -u
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -44,7 +45,7 @@ chosen() {
 if gpu_present; then
     echo "GPU tests are not part of this suite: make test-cuda runs them"
 else
-    echo "GPU tests skipped: no GPU found (nvidia-smi -L); make test-cuda runs them on a GPU machine"
+    echo "no GPU found (nvidia-smi -L): the GPU tests run on the emulated device only (make test-cuda on a GPU)"
 fi
 for t in build/tests/test_*; do
     [ -x "$t" ] && chosen "$(basename "$t")" || continue

@@ -6,7 +6,8 @@ void device_options_add(DeviceOptions *d, Option *o, int at) {
     d->device = "auto";
     d->precision = NULL;
     const Option list[DEVICE_OPTION_COUNT] = {
-        {"device", OPT_STRING, &d->device, "cpu, cuda, cuda:N, or cpu-guarded (a slow check of host code)",
+        {"device", OPT_STRING, &d->device,
+         "cpu, cuda, cuda:N, cpu-guarded (a slow check of host code), cuda-emulated (build-emu/dydit)",
          "auto: cuda when built with it and a GPU is present", 0, NO_RANGE},
         {"precision", OPT_STRING, &d->precision, "of dense products on cuda: bf16 or fp32 (CPU: fp32 only)",
          "bf16 on cuda", 0, NO_RANGE},

@@ -1,6 +1,7 @@
 // tests/cuda/gpu_check.h: what the GPU tests share: binding the device, host arrays to and from
 // the CUDA backend, and the name of the dense-product precision a check ran under.
 #pragma once
+#include <math.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -36,6 +37,25 @@ static __attribute__((unused)) double gpu_rel_error(const float *dev, const floa
     free(got);
     return err;
 }
+
+// max |gpu - cpu| over n elements, relative to the root mean square of cpu. A norm-wise relative
+// error averages one corrupted row of thousands away (at bf16's 2e-2, one row in 8192 hides); this
+// does not: a wrong row errs by the order of the data itself.
+static __attribute__((unused)) double worst_element_error(const float *gpu, const float *cpu, size_t n) {
+    double worst = 0, sq = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)gpu[i] - cpu[i]));
+        sq += (double)cpu[i] * cpu[i];
+    }
+    double rms = sqrt(sq / (double)(n ? n : 1));
+    return worst / fmax(rms, 1e-30);
+}
+
+// The worst-element bound that goes with a norm-wise tolerance: rounding leaves single elements a
+// few times the norm-wise level (on the emulated device at most 8.1x, attention's bf16
+// probabilities; 6.2x Adam's first moment after a bf16 step; the rest below 4x), a corrupted
+// element or row errs by the order of the data.
+#define WORST_ELEMENT_FACTOR 25
 
 // Elements whose bit patterns differ, and the first of them in *first (n when none).
 static __attribute__((unused)) size_t bit_mismatches(const float *a, const float *b, size_t n, size_t *first) {

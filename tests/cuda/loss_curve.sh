@@ -8,7 +8,9 @@
 #   bf16  the mean loss within 5% of the CPU's, and the loss falls on both devices (mean of the
 #         last 10 steps below the mean of the first 10).
 # Usage, from the repository root: bash tests/cuda/loss_curve.sh WORKDIR [PYTHON]
+# (DYDIT names the program, ./dydit by default: tests/cuda/run.sh sets it.)
 set -u
+dydit=${DYDIT:-./dydit}
 work=${1:?usage: bash tests/cuda/loss_curve.sh WORKDIR [PYTHON]}/loss_curve
 python=${2:-python3}
 rm -rf "$work"
@@ -20,7 +22,7 @@ run="--depth 2 --hidden 64 --heads 4 --patch 2 --in-channels 4 --input-size 8 --
 for dev in "cpu" "cuda fp32" "cuda bf16"; do
     set -- $dev
     name=$1${2:+-$2}
-    if ./dydit train $run --device "$1" ${2:+--precision $2} --log "$work/$name.jsonl" >"$work/$name.log" 2>&1; then
+    if "$dydit" train $run --device "$1" ${2:+--precision $2} --log "$work/$name.jsonl" >"$work/$name.log" 2>&1; then
         echo "PASS loss_curve.$name.runs"
     else
         echo "FAIL loss_curve.$name.runs: $(tail -n 2 "$work/$name.log" | tr '\n' ' ')"

@@ -693,6 +693,19 @@ static void test_memory(void) {
     free(got), free(want), free(x), free(y), free(zeros);
 }
 
+// The harness itself: one row in 8192 scaled by 1.5 stays within the norm-wise bf16 GEMM bound but
+// must fail the worst-element bound of every compared output.
+static void test_one_bad_row_fails(void) {
+    size_t rows = 8192, cols = 64, n = rows * cols;
+    float *cpu = randn(n, 1), *gpu = dup_bytes(cpu, n * sizeof(float));
+    for (size_t j = 0; j < cols; j++) gpu[4321 * cols + j] *= 1.5f;
+    double rel = rel_error(gpu, cpu, n), worst = worst_element_error(gpu, cpu, n);
+    check(rel <= GEMM.bf16 && worst > WORST_ELEMENT_FACTOR * GEMM.bf16, "cuda.harness.one_bad_row_fails",
+          "norm-wise %.2e (within %.0e), worst element %.2e of the RMS (beyond %.0e)", rel, GEMM.bf16, worst,
+          WORST_ELEMENT_FACTOR * GEMM.bf16);
+    free(cpu), free(gpu);
+}
+
 static void build_cases(void) {
     add(matmul_forward("matmul_forward.37x53x29", 37, 53, 29, 1));
     add(matmul_forward("matmul_forward.37x53x29_no_bias", 37, 53, 29, 0));
@@ -744,6 +757,9 @@ static void build_cases(void) {
     add(ln_forward("layernorm_modulate_forward.3x37x96", 3, 37, 96));
     add(ln_backward("layernorm_modulate_backward.3x257x1152", 3, 257, 1152));
     add(ln_backward("layernorm_modulate_backward.3x37x96", 3, 37, 96));
+    // rows whose cache outgrows the default 48 KiB of shared memory: the kernels opt in to more
+    add(ln_forward("layernorm_modulate_forward.1x3x12800_shared_opt_in", 1, 3, 12800));
+    add(ln_backward("layernorm_modulate_backward.1x3x6400_shared_opt_in", 1, 3, 6400));
     add(gate_forward("gate_residual_forward.3x257x1152_keep", 3, 257, 1152, 1, 0));
     add(gate_forward("gate_residual_forward.3x37x96_no_keep", 3, 37, 96, 0, 0));
     add(gate_forward("gate_residual_forward.3x37x96_in_place", 3, 37, 96, 1, 1));
@@ -815,6 +831,7 @@ static void build_cases(void) {
 
 int main(void) {
     gpu_init();
+    test_one_bad_row_fails();
     build_cases();
     run_cases();
     test_sum_squares("sum_squares.1000003", 1000003, 0);
