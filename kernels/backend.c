@@ -28,14 +28,25 @@ static Backend open_cpu(const char *device, const char *precision) {
     return b;
 }
 
+int cuda_device_for_rank(int requested, int local_rank, int visible, char *why, int why_size) {
+    if (visible < 1) {
+        snprintf(why, (size_t)why_size, "no CUDA device found");
+        return -1;
+    }
+    if (requested >= visible) {
+        snprintf(why, (size_t)why_size, "--device cuda:%d: this process sees %d CUDA device%s", requested, visible,
+                 visible > 1 ? "s" : "");
+        return -1;
+    }
+    return requested >= 0 ? requested : local_rank % visible;
+}
+
 // index: the GPU asked for, or -1 for the local rank's.
 static Backend open_cuda(int index, const char *precision, int local_rank) {
 #ifdef DYDIT_CUDA
-    int count = cuda_device_count();
-    if (count == 0) die("no CUDA device found");
-    if (index >= count) die("--device cuda:%d: this machine has %d CUDA device%s", index, count, count > 1 ? "s" : "");
-    int device = index >= 0 ? index : local_rank % count;
     char err[512];
+    int device = cuda_device_for_rank(index, local_rank, cuda_device_count(), err, sizeof(err));
+    if (device < 0) die("%s", err);
     if (cuda_init(device, err, sizeof(err))) die("%s", err);
     int fp32 = precision && !strcmp(precision, "fp32");
     cuda_set_precision(fp32 ? CUDA_PRECISION_FP32 : CUDA_PRECISION_BF16);

@@ -26,3 +26,10 @@ extern const Backend backend_cpu;
 // for an unknown name, a precision the device lacks, a build without CUDA asked for cuda, or a
 // machine without a GPU.
 Backend backend_open(const char *device, const char *precision, int local_rank);
+
+// The GPU a process takes among the `visible` ones it sees: `requested` (cuda:N) when >= 0, else
+// its local rank's when it sees one per local rank, modulo the count otherwise (a launcher that
+// gives each process one GPU, as Slurm's --gpus-per-task=1 does through CUDA_VISIBLE_DEVICES, makes
+// every process see only its own, index 0). Whether two processes then share a physical GPU is
+// for the job to check (train/gpu_sharing.h). -1 with a reason in why when there is none to take.
+int cuda_device_for_rank(int requested, int local_rank, int visible, char *why, int why_size);

@@ -26,7 +26,11 @@ static void check(int ok, int rank, const char *name) {
 
 int main(void) {
     Dist *d = dist_open(120);
-    DistNccl *c = dist_nccl_open(d, 120);
+    int gpus = 0;
+    cudaGetDeviceCount(&gpus);
+    if (gpus < 1) dist_abort(d, "no CUDA device found");
+    DistNccl *c = dist_nccl_open(d, d->local_rank % gpus, 120); // as --device cuda chooses
+
     const size_t n = 1000003, per = (n + d->world - 1) / d->world, padded = per * d->world;
     float *x, *shard, *host = (float *)malloc(padded * sizeof(float));
     cudaMalloc(&x, padded * sizeof(float));

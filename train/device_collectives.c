@@ -29,12 +29,8 @@ DeviceCollectives *device_collectives_open(Dist *d, const Backend *b, double tim
     c->route = d->world == 1 ? ALONE : b->host_memory ? HOST_MEMORY : HOST_STAGING;
 #ifdef DYDIT_NCCL
     if (d->world > 1 && b->cuda_device >= 0) {
-        if (b->cuda_device != d->local_rank)
-            dist_abort(d,
-                       "--device %s: under a launcher each process uses the GPU of its local rank %d (--device cuda)",
-                       b->name, d->local_rank);
         c->route = NCCL;
-        c->nccl = dist_nccl_open(d, timeout_s);
+        c->nccl = dist_nccl_open(d, b->cuda_device, timeout_s);
     }
 #else
     (void)timeout_s;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "train/gpu_sharing.h"
 
 struct DistNccl {
     Dist *dist;
@@ -35,15 +36,28 @@ static void nccl_check(DistNccl *c, ncclResult_t r, const char *what) {
     fail(c, what, reason);
 }
 
-DistNccl *dist_nccl_open(Dist *d, double timeout_s) {
+// Every rank's machine and GPU, through one broadcast per rank (once, at the start of a job).
+static void refuse_shared_gpus(DistNccl *c, int device) {
+    Dist *d = c->dist;
+    struct cudaDeviceProp prop;
+    cuda_check(c, cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+    RankGpu *ranks = xcalloc((size_t)d->world, sizeof(RankGpu));
+    snprintf(ranks[d->rank].host, sizeof(ranks[d->rank].host), "%s", d->host);
+    memcpy(ranks[d->rank].uuid, prop.uuid.bytes, sizeof(ranks[d->rank].uuid));
+    for (int r = 0; r < d->world; r++) dist_broadcast(d, &ranks[r], sizeof(RankGpu), r);
+    int a, b;
+    if (rank_gpus_shared(ranks, d->world, &a, &b))
+        dist_abort(d, "ranks %d and %d on %s use the same GPU; start one rank per GPU (each with its own device)", a, b,
+                   ranks[a].host);
+    free(ranks);
+}
+
+DistNccl *dist_nccl_open(Dist *d, int device, double timeout_s) {
     DistNccl *c = xcalloc(1, sizeof(DistNccl));
     c->dist = d;
     c->timeout = timeout_s;
-    int gpus = 0;
-    cuda_check(c, cudaGetDeviceCount(&gpus), "cudaGetDeviceCount");
-    if (d->local_world > gpus)
-        dist_abort(d, "%d ranks run on %s but it has %d GPUs; start one rank per GPU", d->local_world, d->host, gpus);
-    cuda_check(c, cudaSetDevice(d->local_rank), "cudaSetDevice");
+    cuda_check(c, cudaSetDevice(device), "cudaSetDevice");
+    refuse_shared_gpus(c, device);
     cuda_check(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
     ncclUniqueId id;
     memset(&id, 0, sizeof(id));

@@ -1,6 +1,7 @@
 // train/dist_nccl.h: the GPU communicator of data-parallel training, for the CUDA backend: NCCL
 // collectives on device buffers, one GPU per rank, bootstrapped by the job's Dist (MPI): rank 0's
-// ncclUniqueId is broadcast through it and the GPU is the rank's local rank on its machine.
+// ncclUniqueId is broadcast through it. The GPU is the one the rank's backend chose; no two ranks of
+// a machine may use the same one (train/gpu_sharing.h).
 //
 // Collectives are queued on the communicator's own stream in call order and return at once; the
 // backend orders its kernels against dist_nccl_stream() and calls dist_nccl_wait() before the host
@@ -16,8 +17,8 @@
 
 typedef struct DistNccl DistNccl;
 
-// Selects GPU d->local_rank and creates the communicator of d's ranks.
-DistNccl *dist_nccl_open(Dist *d, double timeout_s);
+// Selects GPU `device`, checks that no other rank uses it, and creates the communicator of d's ranks.
+DistNccl *dist_nccl_open(Dist *d, int device, double timeout_s);
 // Waits for queued work and releases the communicator.
 void dist_nccl_close(DistNccl *c);
 // The cudaStream_t the collectives run on.

@@ -1,11 +1,14 @@
 // kernels/cuda/emu/runtime.cc: the CUDA runtime API of the emulated device: a machine of
 // EMU_DEVICES H100s, so that every rank of a local mpirun job has its own (each process emulates
-// the one it binds).
+// the one it binds). CUDA_VISIBLE_DEVICES narrows what a process sees as the real runtime does
+// (a list of the machine's indices; the first visible one is device 0), as a launcher that gives
+// each process its own GPU sets it; the UUID tells the machine's devices apart.
 // Streams and events exist to be checked: work runs when it is queued. Pointer arguments are
 // checked against the device allocations as the real runtime checks them, so that host code which
 // hands the runtime a host pointer for a device one fails here as it would on a GPU.
 #include "kernels/cuda/emu/runtime.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -103,13 +106,44 @@ cudaError_t cudaGetLastError(void) {
 
 cudaError_t cudaPeekAtLastError(void) { return last_error; }
 
+// The machine's index of each device this process sees (CUDA_VISIBLE_DEVICES, read once);
+// returns their count.
+static int visible_devices(const int **machine_index) {
+    static int index[EMU_DEVICES], count = -1;
+    if (count < 0) {
+        const char *list = getenv("CUDA_VISIBLE_DEVICES");
+        count = 0;
+        if (!list) {
+            for (; count < EMU_DEVICES; count++) index[count] = count;
+        } else {
+            // as the runtime does: indices up to the first one that is not a device of the machine
+            for (const char *p = list; *p && count < EMU_DEVICES;) {
+                char *end;
+                long i = strtol(p, &end, 10);
+                if (end == p || i < 0 || i >= EMU_DEVICES) break;
+                index[count++] = (int)i;
+                p = *end == ',' ? end + 1 : end;
+                if (*end != ',') break;
+            }
+        }
+    }
+    *machine_index = index;
+    return count;
+}
+
 cudaError_t cudaGetDeviceCount(int *count) {
-    *count = EMU_DEVICES;
+    const int *index;
+    *count = visible_devices(&index);
     return cudaSuccess;
 }
 
+static int device_visible(int device) {
+    const int *index;
+    return device >= 0 && device < visible_devices(&index);
+}
+
 cudaError_t cudaSetDevice(int device) {
-    if (device < 0 || device >= EMU_DEVICES) return emu_set_error(cudaErrorInvalidDevice);
+    if (!device_visible(device)) return emu_set_error(cudaErrorInvalidDevice);
     device_chosen = device;
     return cudaSuccess;
 }
@@ -120,8 +154,12 @@ cudaError_t cudaGetDevice(int *device) {
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
-    if (device < 0 || device >= EMU_DEVICES) return emu_set_error(cudaErrorInvalidDevice);
+    if (!device_visible(device)) return emu_set_error(cudaErrorInvalidDevice);
+    const int *index;
+    visible_devices(&index);
     memset(prop, 0, sizeof *prop);
+    memcpy(prop->uuid.bytes, "emulated-H100-", 14);
+    prop->uuid.bytes[15] = (char)index[device]; // the machine's device, whatever this process calls it
     strcpy(prop->name, "NVIDIA H100 80GB HBM3 (emulated)");
     prop->totalGlobalMem = (size_t)80 << 30;
     prop->sharedMemPerBlock = EMU_DEFAULT_SHARED;

@@ -43,6 +43,10 @@ typedef struct EmuEvent *cudaEvent_t;
 #define cudaStreamDefault 0x00
 #define cudaStreamNonBlocking 0x01
 
+typedef struct {
+    char bytes[16];
+} cudaUUID_t;
+
 // The fields the backend and its tools read; the emulated device reports an H100 SXM's values.
 struct cudaDeviceProp {
     char name[256];
@@ -57,6 +61,7 @@ struct cudaDeviceProp {
     int major, minor;
     int multiProcessorCount;
     int maxThreadsPerMultiProcessor;
+    cudaUUID_t uuid;
 };
 typedef struct cudaDeviceProp cudaDeviceProp;
 
