@@ -57,7 +57,7 @@ if [ $suite_status -ne 0 ]; then fail suite "$(grep -v '^ *PASS ' "$work/suite.l
 
 run="--depth 2 --hidden 64 --heads 4 --patch 2 --in-channels 4 --input-size 8 --num-classes 4 --dynamic --stage 1
      --lambda 0.7 --lambda-warmup 0 --router-bias 0.5 --token-router-bias 0.5 --synthetic-size 64 --batch 8 --lr 1e-3
-     --steps 20 --seed 5 --log-every 1 --quiet"
+     --steps 20 --seed 5 --log-every 1 --probe-samples 0 --quiet"
 train() { # train NAME LAUNCHER... -- OPTIONS...: a run into $work/NAME
     local name=$1
     shift
@@ -98,15 +98,21 @@ if command -v mpirun >/dev/null; then
     train two_ranks_zero "${mpi[@]}" "$emu" -- --device cuda-emulated --precision fp32 --zero 1 --bucket-mb 0.01 &&
         same mpirun.two_ranks_zero1_equal_one 1e-6 "$work/two_ranks_zero/model.safetensors" \
             "$work/fp32/model.safetensors"
-    # Only the NCCL route (train/device_collectives.c) requires each rank on its local GPU.
+    # The NCCL route (train/device_collectives.c) checks the GPUs' UUIDs: two ranks on one GPU are refused.
     # shellcheck disable=SC2086 # run holds options
     if "${mpi[@]}" "$emu" train $run --steps 1 --device cuda:0 --out "$work/pinned" >"$work/pinned.out" 2>&1; then
         fail mpirun.nccl_route "2 ranks on one GPU were not refused"
-    elif grep -q "each process uses the GPU of its local rank" "$work/pinned.out"; then
+    elif grep -q "ranks 0 and 1 on .* use the same GPU" "$work/pinned.out"; then
         pass mpirun.nccl_route "2 ranks on one GPU refused by the NCCL route"
     else
         fail mpirun.nccl_route "$(tail -n 2 "$work/pinned.out" | tr '\n' ' ')"
     fi
+    # As under Slurm's --gpus-per-task=1: each rank sees only its own GPU (CUDA_VISIBLE_DEVICES), as
+    # device 0, and trains as the run where every rank sees all of them.
+    own_gpu=(mpirun --allow-run-as-root --oversubscribe -np 2 env OMP_NUM_THREADS=1
+        sh -c 'CUDA_VISIBLE_DEVICES=$OMPI_COMM_WORLD_LOCAL_RANK exec "$@"' rank)
+    train one_gpu_each "${own_gpu[@]}" "$emu" -- --device cuda-emulated --precision fp32 &&
+        same mpirun.one_visible_gpu_per_rank 1e-6 "$work/one_gpu_each/model.safetensors" "$work/two_ranks/model.safetensors"
 fi
 
 sample() { # sample NAME OPTIONS...: 4 latents of the fp32 run's weights into $work/NAME.safetensors

@@ -69,7 +69,7 @@ same_log() { # same_log NAME RUN REFERENCE KEY...: RUN's log lines carry REFEREN
     shift 3
     out=$("$python" - "$work/$run/log.jsonl" "$work/$ref/log.jsonl" "$@" <<'PY'
 import json, sys
-run, ref = ([json.loads(line) for line in open(path)] for path in sys.argv[1:3])
+run, ref = ([r for r in map(json.loads, open(path)) if "loss" in r] for path in sys.argv[1:3])  # the steps' lines
 worst = max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-12) for a, b in zip(run, ref) for k in sys.argv[3:])
 print(f"{len(run)} lines, worst relative difference {worst:.2g}")
 sys.exit(0 if len(run) == len(ref) and worst < 1e-5 else 1)

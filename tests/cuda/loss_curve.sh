@@ -18,7 +18,7 @@ mkdir -p "$work"
 status=0
 
 run="--depth 2 --hidden 64 --heads 4 --patch 2 --in-channels 4 --input-size 8 --num-classes 4 --dynamic --stage 1
-     --lambda 0.7 --lambda-warmup 0 --synthetic-size 256 --batch 16 --lr 1e-3 --steps 50 --seed 3 --log-every 1 --quiet"
+     --lambda 0.7 --lambda-warmup 0 --synthetic-size 256 --batch 16 --lr 1e-3 --steps 50 --seed 3 --log-every 1 --probe-samples 0 --quiet"
 for dev in "cpu" "cuda fp32" "cuda bf16"; do
     set -- $dev
     name=$1${2:+-$2}
@@ -40,7 +40,7 @@ work = sys.argv[1]
 
 def losses(name):
     with open(f"{work}/{name}.jsonl") as f:
-        return [json.loads(line)["loss"] for line in f if line.strip()]
+        return [r["loss"] for r in map(json.loads, filter(str.strip, f)) if "loss" in r]
 
 
 def report(ok, name, detail):
