@@ -268,7 +268,12 @@ static int learn_from_shapes(Facts *k, const StFile *f, Naming naming, int64_t *
     return 0;
 }
 
-static int learn_from_metadata(Facts *k, const StFile *f) {
+// A fact a command-line flag gave: the file's metadata does not overrule it (the shapes do).
+static int from_flag(const Facts *k, int field) { return known(k, field) && k->from[field][0] == '-'; }
+
+// Metadata facts, after the flags: a field a flag set, and the model preset when --model names one
+// (or "custom"), are not read from the metadata, so that flags can correct wrong metadata.
+static int learn_from_metadata(Facts *k, const StFile *f, const WeightsHints *h) {
     const char *format = st_meta(f, "format");
     if (format && strcmp(format, WEIGHTS_FORMAT) == 0) {
         const char *version = st_meta(f, "format_version");
@@ -279,7 +284,7 @@ static int learn_from_metadata(Facts *k, const StFile *f) {
     }
     for (int field = 0; field < F_COUNT; field++) {
         const char *s = st_meta(f, field_names[field]);
-        if (!s) continue;
+        if (!s || from_flag(k, field)) continue;
         double v;
         long l;
         if (field == F_ROUTER_INPUT) {
@@ -299,7 +304,7 @@ static int learn_from_metadata(Facts *k, const StFile *f) {
         if (learn(k, field, field_is_float(field) ? v : (double)l, "metadata")) return -1;
     }
     const char *model = st_meta(f, "model");
-    if (model && strcmp(model, "custom") != 0) {
+    if (model && strcmp(model, "custom") != 0 && !h->model) {
         char from[80];
         snprintf(from, sizeof(from), "metadata model '%.40s'", model);
         int rc = learn_preset(k, model, from);
@@ -310,7 +315,7 @@ static int learn_from_metadata(Facts *k, const StFile *f) {
 }
 
 static int learn_from_hints(Facts *k, const WeightsHints *h) {
-    if (h->model) {
+    if (h->model && strcmp(h->model, "custom") != 0) {
         char from[80];
         snprintf(from, sizeof(from), "--model %.40s", h->model);
         int rc = learn_preset(k, h->model, from);
@@ -352,7 +357,8 @@ int weights_config(const StFile *f, const WeightsHints *hints, DitConfig *cfg, c
     Naming naming = NAMING_OFFICIAL;
     int64_t label_rows = 0;
     if (detect_naming(f, &naming, err, err_size) || learn_from_shapes(&k, f, naming, &label_rows) ||
-        learn_from_metadata(&k, f) || learn_from_hints(&k, hints ? hints : &none) || settle_classes(&k, label_rows))
+        learn_from_hints(&k, hints ? hints : &none) || learn_from_metadata(&k, f, hints ? hints : &none) ||
+        settle_classes(&k, label_rows))
         return -1;
     if (!known(&k, F_HEADS))
         return fail_at(err, err_size, k.path,

@@ -92,6 +92,23 @@ PY
 else
     fail calibrate_meets_lambda "$(tail -n 2 "$work/cal.txt")"
 fi
+# Flags correct wrong metadata: a file whose metadata names DiT-XL/2 over tiny shapes is refused
+# as it is and read with --model custom --heads 4.
+"$python" - "$work/cal/model.safetensors" "$work/wrong_model.safetensors" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+head["__metadata__"]["model"] = "DiT-XL/2"
+text = json.dumps(head).encode()
+text += b" " * (-len(text) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+PY
+expect_error wrong_metadata_refused "from metadata model 'DiT-XL/2' disagrees with" ./dydit convert \
+    --in "$work/wrong_model.safetensors" --out "$work/fixed.safetensors"
+if ./dydit convert --in "$work/wrong_model.safetensors" --model custom --heads 4 --out "$work/fixed.safetensors" \
+    >"$work/fixed.txt" 2>&1; then pass flags_override_metadata; else fail flags_override_metadata "$(tail -n 1 "$work/fixed.txt")"; fi
+
 # A DiT file carries no router metadata, so any router kind can start from it, also from a DiT
 # written with router_input in its metadata (the shipped one).
 ./dydit convert --in models/fmnist-dit.safetensors --out "$work/dit.safetensors" >/dev/null 2>&1
