@@ -91,6 +91,27 @@ else
     echo "FAIL sample.dydit_masks_and_flops: $(tail -n 2 "$work/d.log")"
     status=1
 fi
+# token_masks.png is labelled: dark text in the title band, the two legend swatches in their colours,
+# a label left of each recorded step's row, and the grid's tiles below the legend
+if "$python" - "$work/masks/token_masks.png" "$work/masks/token_masks.txt" >"$work/masks.log" 2>&1 <<'PY'; then
+import sys
+import numpy as np
+from PIL import Image
+img = np.asarray(Image.open(sys.argv[1]).convert("RGB")).astype(int)
+rows = len(open(sys.argv[2]).read().split("\n")[2:-1])  # recorded steps, after the two header lines
+dark = (img.sum(axis=2) < 200)
+assert dark[8:16].any(), "no title text"
+assert (img[20:28, 8:16] == [255, 40, 0]).all() and (img[32:40, 8:16] == [0, 40, 255]).all(), "legend swatches"
+labels = dark[44:, :40].any(axis=1)  # the row labels' column
+runs = np.flatnonzero(np.diff(np.concatenate([[0], labels.astype(int), [0]])) == 1)
+assert len(runs) == rows, (len(runs), rows)
+print(f"{img.shape[1]}x{img.shape[0]}, {rows} labelled rows")
+PY
+    echo "PASS sample.token_masks_labelled ($(cat "$work/masks.log"))"
+else
+    echo "FAIL sample.token_masks_labelled: $(tail -n 1 "$work/masks.log")"
+    status=1
+fi
 if ./dydit flops --weights "$work/dydit/weights.safetensors" --steps 5 --num 2 >"$work/f.log" 2>&1 &&
     grep -q "^average" "$work/f.log" && [ "$(grep -c '^ *[0-9]' "$work/f.log")" -eq 5 ]; then
     echo "PASS sample.flops_per_timestep ($(grep '^average' "$work/f.log" | cut -c1-90))"

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "data/font.h"
 #include "data/plot.h"
 #include "data/png_write.h"
 
@@ -121,6 +122,47 @@ static void close_text(FILE *f, const char *path) {
     if (fclose(f) || failed) die("%s: cannot write: %s", path, strerror(errno ? errno : EIO));
 }
 
+// Copies a (side, side, 3) tile into the canvas at (x, y).
+static void place_tile(Canvas *c, const uint8_t *tile, int side, int x, int y) {
+    for (int row = 0; row < side; row++)
+        memcpy(c->rgb + ((size_t)(y + row) * c->width + x) * 3, tile + (size_t)row * side * 3, (size_t)side * 3);
+}
+
+// A filled square of `size` pixels at (x, y).
+static void swatch(Canvas *c, int x, int y, int size, const float color[3]) {
+    for (int j = 0; j < size; j++)
+        for (int i = 0; i < size; i++)
+            for (int k = 0; k < 3; k++) c->rgb[((size_t)(y + j) * c->width + x + i) * 3 + k] = (uint8_t)color[k];
+}
+
+// token_masks.png: a title, a legend of the two colours, and the tiles (one row per recorded step,
+// labelled with its timestep; one column per sample).
+static Canvas mask_picture(const uint8_t *pictures, const MaskRecorder *r, int side, const int *timesteps) {
+    enum { PAD = 2, MARGIN = 8, LINE = FONT_HEIGHT + 4 };
+    const char *title = "token decisions while sampling (rows: timesteps, columns: samples)";
+    int label_width = font_text_width("t=1000", 1) + MARGIN, top = MARGIN + 3 * LINE;
+    int grid_width = r->samples * (side + PAD) + PAD, width = label_width + grid_width + MARGIN;
+    int title_width = font_text_width(title, 1) + 2 * MARGIN;
+    if (width < title_width) width = title_width;
+    Canvas c = canvas_new(width, top + r->rows * (side + PAD) + PAD + MARGIN);
+    canvas_text(&c, MARGIN, MARGIN, title, 1);
+    const float kept[3] = {255, 40, 0}, dropped[3] = {0, 40, 255};
+    swatch(&c, MARGIN, MARGIN + LINE, FONT_HEIGHT, kept);
+    canvas_text(&c, MARGIN + FONT_HEIGHT + 4, MARGIN + LINE, "kept by every block", 1);
+    swatch(&c, MARGIN, MARGIN + 2 * LINE, FONT_HEIGHT, dropped);
+    canvas_text(&c, MARGIN + FONT_HEIGHT + 4, MARGIN + 2 * LINE, "dropped by every block (blended with the image)", 1);
+    size_t tile = (size_t)side * side * 3;
+    for (int row = 0; row < r->rows; row++) {
+        int y = top + PAD + row * (side + PAD);
+        char label[32];
+        snprintf(label, sizeof(label), "t=%d", timesteps[r->step_of_row[row]]);
+        canvas_text(&c, MARGIN, y + (side - FONT_HEIGHT) / 2, label, 1);
+        for (int b = 0; b < r->samples; b++)
+            place_tile(&c, pictures + ((size_t)row * r->samples + b) * tile, side, label_width + PAD + b * (side + PAD), y);
+    }
+    return c;
+}
+
 void write_mask_outputs(const MaskFiles *files, const MaskRecorder *r, const uint8_t *rgb, int side,
                         const int *timesteps) {
     int grid = (int)lround(sqrt((double)r->tokens)), tiles = r->rows * r->samples;
@@ -136,8 +178,9 @@ void write_mask_outputs(const MaskFiles *files, const MaskRecorder *r, const uin
                     overlay(out + ((size_t)y * side + x) * 3, keep[(y * grid / side) * grid + x * grid / side]);
         }
     char err[1024];
-    if (png_write_grid(files->token_png, pictures, tiles, side, side, 3, r->samples, 2, err, sizeof(err)))
-        die("%s", err);
+    Canvas picture = mask_picture(pictures, r, side, timesteps);
+    if (png_write(files->token_png, picture.rgb, picture.width, picture.height, 3, err, sizeof(err))) die("%s", err);
+    canvas_free(&picture);
     FILE *f = fopen(files->token_txt, "w");
     if (!f) die("%s: cannot write: %s", files->token_txt, strerror(errno));
     fprintf(f, "token_masks.png: one row per recorded step, one column per sample; red = kept by every block,\n"
