@@ -111,7 +111,7 @@ static void prune(int ckpt_fd, long written, int keep) {
         older[n++] = step;
     }
     closedir(d);
-    qsort(older, (size_t)n, sizeof(long), compare_steps_descending);
+    if (n > 1) qsort(older, (size_t)n, sizeof(long), compare_steps_descending); // older is NULL when n is 0
     for (int i = keep - 1; i < n; i++) {
         char name[64];
         snprintf(name, sizeof(name), CHECKPOINT_PREFIX "%07ld", older[i]);
