@@ -148,6 +148,8 @@ typedef struct {
     const char *path;
     double value[F_COUNT];
     char from[F_COUNT][160]; // who said it; "" while unknown
+    unsigned char by_flag[F_COUNT]; // first said by a command-line flag (learn_from_hints)
+    int learning_flags;             // while learn_from_hints runs
     char *err;
     int err_size;
 } Facts;
@@ -158,6 +160,7 @@ static int learn(Facts *k, int field, double v, const char *from) {
     if (!known(k, field)) {
         k->value[field] = v;
         snprintf(k->from[field], sizeof(k->from[field]), "%s", from);
+        k->by_flag[field] = (unsigned char)k->learning_flags;
         return 0;
     }
     int same = field_is_float(field) ? (float)v == (float)k->value[field] : v == k->value[field];
@@ -268,9 +271,6 @@ static int learn_from_shapes(Facts *k, const StFile *f, Naming naming, int64_t *
     return 0;
 }
 
-// A fact a command-line flag gave: the file's metadata does not overrule it (the shapes do).
-static int from_flag(const Facts *k, int field) { return known(k, field) && k->from[field][0] == '-'; }
-
 // Metadata facts, after the flags: a field a flag set, and the model preset when --model names one
 // (or "custom"), are not read from the metadata, so that flags can correct wrong metadata.
 static int learn_from_metadata(Facts *k, const StFile *f, const WeightsHints *h) {
@@ -284,7 +284,7 @@ static int learn_from_metadata(Facts *k, const StFile *f, const WeightsHints *h)
     }
     for (int field = 0; field < F_COUNT; field++) {
         const char *s = st_meta(f, field_names[field]);
-        if (!s || from_flag(k, field)) continue;
+        if (!s || k->by_flag[field]) continue; // a flag's fact is not overruled by metadata (shapes do)
         double v;
         long l;
         if (field == F_ROUTER_INPUT) {
@@ -314,7 +314,7 @@ static int learn_from_metadata(Facts *k, const StFile *f, const WeightsHints *h)
     return 0;
 }
 
-static int learn_from_hints(Facts *k, const WeightsHints *h) {
+static int learn_flags(Facts *k, const WeightsHints *h) {
     if (h->model && strcmp(h->model, "custom") != 0) {
         char from[80];
         snprintf(from, sizeof(from), "--model %.40s", h->model);
@@ -329,6 +329,13 @@ static int learn_from_hints(Facts *k, const WeightsHints *h) {
     if (h->has_class_dropout && learn(k, F_CLASS_DROPOUT, h->class_dropout, "--class-dropout")) return -1;
     if (h->has_router_input && learn(k, F_ROUTER_INPUT, h->router_input, "--router-input")) return -1;
     return 0;
+}
+
+static int learn_from_hints(Facts *k, const WeightsHints *h) {
+    k->learning_flags = 1;
+    int rc = learn_flags(k, h);
+    k->learning_flags = 0;
+    return rc;
 }
 
 // The label table has num_classes rows plus one null row when class_dropout > 0.
