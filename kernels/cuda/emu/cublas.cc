@@ -77,6 +77,15 @@ static GemmShape shape_of(cublasOperation_t ta, cublasOperation_t tb, int m, int
 
 extern "C" {
 
+// What both batched entry points refuse before touching memory.
+static cublasStatus_t batch_check(cublasHandle_t handle, const GemmShape *s, cudaDataType a_type, cudaDataType b_type,
+                                  cudaDataType c_type, cublasComputeType_t compute, int batch) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    cublasStatus_t st = gemm_check(s, a_type, b_type, c_type, compute);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    return batch < 0 ? CUBLAS_STATUS_INVALID_VALUE : CUBLAS_STATUS_SUCCESS;
+}
+
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
                                           int n, int k, const void *alpha, const void *A, cudaDataType a_type, int lda,
                                           long long stride_a, const void *B, cudaDataType b_type, int ldb,
@@ -84,11 +93,9 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
                                           long long stride_c, int batch, cublasComputeType_t compute,
                                           cublasGemmAlgo_t algo) {
     (void)algo;
-    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     GemmShape s = shape_of(ta, tb, m, n, k, lda, ldb, ldc, compute);
-    cublasStatus_t st = gemm_check(&s, a_type, b_type, c_type, compute);
+    cublasStatus_t st = batch_check(handle, &s, a_type, b_type, c_type, compute, batch);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
-    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
     float a = *(const float *)alpha, b = *(const float *)beta;
     for (int i = 0; i < batch; i++) {
         const float *Ai = (const float *)A + i * stride_a, *Bi = (const float *)B + i * stride_b;
@@ -113,11 +120,9 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t handle, cublasOperation_t ta, 
                                    void *const C[], cudaDataType c_type, int ldc, int batch,
                                    cublasComputeType_t compute, cublasGemmAlgo_t algo) {
     (void)algo;
-    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     GemmShape s = shape_of(ta, tb, m, n, k, lda, ldb, ldc, compute);
-    cublasStatus_t st = gemm_check(&s, a_type, b_type, c_type, compute);
+    cublasStatus_t st = batch_check(handle, &s, a_type, b_type, c_type, compute, batch);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
-    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
     size_t array_bytes = sizeof(void *) * (size_t)batch;
     if (batch && (!device_memory_holds(A, array_bytes) || !device_memory_holds(B, array_bytes) ||
                   !device_memory_holds(C, array_bytes)))
