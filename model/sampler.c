@@ -18,6 +18,8 @@ struct Sampler {
     float *host_coef;
 };
 
+int sampler_clips_pixels(const DitConfig *c) { return c->in_channels == 1 || c->in_channels == 3; }
+
 Sampler *sampler_create(const DitModel *m, const SamplerConfig *cfg, int capacity, int engine_dynamic) {
     const DitConfig *c = &m->cfg;
     Sampler *s = xcalloc(1, sizeof(Sampler));

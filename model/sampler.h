@@ -39,6 +39,8 @@ typedef struct Sampler Sampler;
 // for a DyDiT, 1 skips the switched-off work, 0 runs the complete (static) network. Dies with a
 // one-line error on an invalid spacing.
 Sampler *sampler_create(const DitModel *m, const SamplerConfig *cfg, int capacity, int engine_dynamic);
+// clip_denoised's default without a VAE: models of 1 or 3 channels sample pixels in [-1, 1].
+int sampler_clips_pixels(const DitConfig *c);
 void sampler_destroy(Sampler *s);
 int sampler_steps(const Sampler *s);
 

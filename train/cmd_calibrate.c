@@ -58,10 +58,11 @@ int cmd_calibrate(int argc, char **argv) {
     DitModel m;
     load_model(&m, weights, NULL, backend.ops);
     if (!m.cfg.dynamic) die("%s: a DiT has no routers to calibrate (fine-tune it into a DyDiT first)", weights);
-    // dydit sample's default: models of 1 or 3 channels sample pixels and clip the x0 prediction
-    int clip = m.cfg.in_channels == 1 || m.cfg.in_channels == 3;
-    RatioProbe probe = {
-        .samples = samples, .steps = steps, .cfg_scale = (float)cfg_scale, .clip_denoised = clip, .seed = (uint64_t)seed};
+    RatioProbe probe = {.samples = samples,
+                        .steps = steps,
+                        .cfg_scale = (float)cfg_scale,
+                        .clip_denoised = sampler_clips_pixels(&m.cfg), // as dydit sample does by default
+                        .seed = (uint64_t)seed};
     RouterCalibration cal = dydit_calibrate_routers(&m, &probe, lambda, tolerance, quiet ? NULL : print_probe);
 
     float *host = xmalloc(sizeof(float) * m.table.total);

@@ -183,7 +183,7 @@ int cmd_sample(int argc, char **argv) {
                         .eta = (float)o.eta,
                         .cfg_scale = (float)o.cfg_scale,
                         .cfg_all_channels = o.cfg_all,
-                        .clip_denoised = o.clip >= 0 ? o.clip : !vae && (c->in_channels == 1 || c->in_channels == 3),
+                        .clip_denoised = o.clip >= 0 ? o.clip : !vae && sampler_clips_pixels(c),
                         .seed = (uint64_t)o.seed};
     int batch = o.batch < o.num ? o.batch : o.num;
     Sampler *sampler = sampler_create(&m, &sc, batch, dynamic);

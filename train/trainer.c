@@ -229,7 +229,11 @@ static void log_step(FILE *log, const TrainConfig *tc, long step, const LossTerm
 // the routers, so the two differ; dydit calibrate closes the gap.
 static void log_ema_probe(FILE *log, const TrainConfig *tc, const TrainState *s, long done, double training_ratio,
                           double target) {
-    RatioProbe probe = {.samples = tc->probe_samples, .steps = tc->probe_steps, .cfg_scale = 1.5f, .seed = 1234};
+    RatioProbe probe = {.samples = tc->probe_samples,
+                        .steps = tc->probe_steps,
+                        .cfg_scale = 1.5f,
+                        .clip_denoised = sampler_clips_pixels(&s->m.cfg), // as dydit sample does by default
+                        .seed = 1234};
     double ratio = dydit_sampling_ratio_of(&s->m, s->ema, &probe);
     fprintf(log,
             "{\"step\":%ld,\"stage\":%d,\"ema_sampling_ratio\":%.6g,\"flops_ratio\":%.6g,\"target_ratio\":%.6g,"
